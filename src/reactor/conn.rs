@@ -1,0 +1,91 @@
+//! One connection's state, kept small: a million of these live in slabs.
+//!
+//! Layout choices: input bytes are kept only while a request or frame is
+//! unfinished (`pending_in` is an empty `Vec` otherwise, which owns no heap);
+//! the out queue owns no heap when empty; a subscription to one channel is
+//! stored inline; request bodies being received live behind a `Box`.
+
+use mio::net::TcpStream;
+use smallvec::SmallVec;
+
+use crate::http::chunked::BodyReader;
+use crate::http::request::RequestHead;
+use crate::pubsub::message::WireFormat;
+use crate::reactor::local::LocalSub;
+use crate::reactor::outqueue::OutQueue;
+use crate::status::ConnKind;
+
+/// A connection in a reactor's slab.
+pub struct Conn {
+    pub socket: TcpStream,
+    /// Distinguishes this occupant of a slab slot from earlier ones, so a
+    /// stale reference (timer entry) cannot hit a new connection.
+    pub generation: u32,
+    pub role: Role,
+    pub out: OutQueue,
+    /// Unconsumed input (a partial request head or body).
+    pub pending_in: Vec<u8>,
+    /// Id of the newest message this connection has been sent; later
+    /// deliveries at or below it are duplicates (see `Hub`).
+    pub last_seq: u64,
+    pub flags: ConnFlags,
+}
+
+/// Small per-connection booleans.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnFlags {
+    /// Already in the reactor's dirty list for this loop turn.
+    pub dirty: bool,
+    /// Close as soon as the out queue is flushed.
+    pub close_after_flush: bool,
+    /// The kernel refused bytes; wait for a writable event.
+    pub write_blocked: bool,
+    /// Reading paused because the peer is not reading our replies.
+    pub read_paused: bool,
+}
+
+/// What the connection is doing.
+pub enum Role {
+    /// Reading HTTP requests; `Some` while a request body is being received.
+    Http(Option<Box<PendingRequest>>),
+    /// A subscriber receiving messages.
+    Subscriber(Subscriber),
+}
+
+/// A request whose head has been parsed and whose body is still arriving.
+pub struct PendingRequest {
+    pub head: RequestHead,
+    pub channels: Vec<String>,
+    pub reader: BodyReader,
+    pub body: Vec<u8>,
+}
+
+/// A subscriber: how to frame messages and where it is subscribed.
+pub struct Subscriber {
+    pub format: WireFormat,
+    pub kind: ConnKind,
+    pub subs: SmallVec<[LocalSub; 1]>,
+}
+
+impl Conn {
+    /// A freshly accepted connection, waiting for its first request.
+    pub fn new(socket: TcpStream, generation: u32) -> Conn {
+        Conn {
+            socket,
+            generation,
+            role: Role::Http(None),
+            out: OutQueue::default(),
+            pending_in: Vec::new(),
+            last_seq: 0,
+            flags: ConnFlags::default(),
+        }
+    }
+
+    /// The gauge this connection counts under.
+    pub fn kind(&self) -> ConnKind {
+        match &self.role {
+            Role::Http(_) => ConnKind::Http,
+            Role::Subscriber(s) => s.kind,
+        }
+    }
+}

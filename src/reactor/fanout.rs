@@ -1,0 +1,172 @@
+//! Subscriber side of the reactor: registering subscribers, queueing
+//! published messages on them, and tearing subscriptions down.
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+use super::conn::{Role, Subscriber};
+use super::{mark_dirty, Reactor};
+use crate::proto::{sse, stream};
+use crate::pubsub::bus::ChannelRef;
+use crate::pubsub::hub::{ChannelRequest, Resume, Subscribed};
+use crate::pubsub::message::{Message, WireFormat};
+use crate::status::{CloseCause, ConnKind, ReactorStats};
+
+/// Number of `WireFormat` variants, for the per-message encoding cache.
+const FORMATS: usize = 3;
+
+fn format_index(f: WireFormat) -> usize {
+    match f {
+        WireFormat::Sse => 0,
+        WireFormat::StreamChunked => 1,
+        WireFormat::StreamRaw => 2,
+    }
+}
+
+impl Reactor {
+    /// Turns HTTP connection `k` into a subscriber: registers it with the
+    /// hub and the local index, then queues `head` and the replayed
+    /// messages. Registration happens before the replay is read (inside the
+    /// hub's lock) so nothing published meanwhile is lost; duplicates are
+    /// filtered by id in [`fan_out`](Self::fan_out).
+    pub(super) fn register_subscriber(
+        &mut self,
+        k: usize,
+        format: WireFormat,
+        kind: ConnKind,
+        requests: &[ChannelRequest],
+        resume: Resume,
+        head: Vec<u8>,
+    ) -> Subscribed {
+        let subscribed = self.hub.subscribe(self.id, requests, resume);
+        let key = k as u32;
+        let subs: SmallVec<[_; 1]> = subscribed
+            .channels
+            .iter()
+            .map(|ch| self.local.add(ch, key))
+            .collect();
+        let stats = &self.shared.stats.reactors[self.id];
+        let Some(c) = self.conns.get_mut(k) else {
+            return subscribed;
+        };
+        stats.reclassify(c.kind(), kind);
+        c.role = Role::Subscriber(Subscriber { format, kind, subs });
+        c.last_seq = subscribed.last_seq;
+        c.pending_in = Vec::new();
+        c.out.push_vec(head);
+        mark_dirty(&mut self.dirty, k, c);
+        subscribed
+    }
+
+    /// Queues replayed messages on a freshly registered subscriber.
+    pub(super) fn queue_replay(&mut self, k: usize, format: WireFormat, replay: &[Arc<Message>]) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        for m in replay {
+            c.out.push(m.encoded(format, &self.shared.encode));
+        }
+        ReactorStats::add(
+            &self.shared.stats.reactors[self.id].delivered_messages,
+            replay.len() as u64,
+        );
+    }
+
+    /// Queues message `m` on every local subscriber of its channels. The
+    /// payload is encoded at most once per wire format (shared `Bytes`).
+    pub(super) fn fan_out(&mut self, m: &Arc<Message>) {
+        let mut encoded: [Option<Bytes>; FORMATS] = Default::default();
+        let mut delivered = 0u64;
+        for ch in m.channels.iter() {
+            let Some(slot) = self.local.slot_of(ch.id) else {
+                continue;
+            };
+            for &key in self.local.subscribers(slot) {
+                let Some(c) = self.conns.get_mut(key as usize) else {
+                    continue;
+                };
+                // Already sent (replay raced with this publish, or the
+                // message went to several channels this connection has).
+                if c.last_seq >= m.seq {
+                    continue;
+                }
+                let Role::Subscriber(sub) = &c.role else {
+                    continue;
+                };
+                let bytes = encoded[format_index(sub.format)]
+                    .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
+                c.last_seq = m.seq;
+                c.out.push(bytes.clone());
+                mark_dirty(&mut self.dirty, key as usize, c);
+                delivered += 1;
+            }
+        }
+        ReactorStats::add(
+            &self.shared.stats.reactors[self.id].delivered_messages,
+            delivered,
+        );
+    }
+
+    /// Tells local subscribers of a deleted channel and disconnects them.
+    pub(super) fn on_channel_deleted(&mut self, ch: &ChannelRef) {
+        let Some(slot) = self.local.slot_of(ch.id) else {
+            return;
+        };
+        let keys: Vec<u32> = self.local.subscribers(slot).to_vec();
+        for key in keys {
+            let k = key as usize;
+            let Some(c) = self.conns.get_mut(k) else {
+                continue;
+            };
+            let Role::Subscriber(sub) = &c.role else {
+                continue;
+            };
+            let mut goodbye = Vec::new();
+            match sub.format {
+                WireFormat::Sse => sse::encode_event(
+                    None,
+                    Some("channel_deleted"),
+                    ch.name.as_bytes(),
+                    &mut goodbye,
+                ),
+                WireFormat::StreamChunked => goodbye.extend_from_slice(stream::LAST_CHUNK),
+                WireFormat::StreamRaw => {}
+            }
+            c.out.push_vec(goodbye);
+            self.close_after_flush(k, Some(CloseCause::ChannelDeleted));
+        }
+    }
+
+    /// Removes connection `k` from every channel, locally and in the hub.
+    pub(super) fn unsubscribe_all(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let Role::Subscriber(sub) = &mut c.role else {
+            return;
+        };
+        let subs = std::mem::take(&mut sub.subs);
+        if subs.is_empty() {
+            return;
+        }
+        let mut channels = Vec::with_capacity(subs.len());
+        for s in subs {
+            if let Some(ch) = self.local.channel_of(s.channel) {
+                channels.push(ch.clone());
+            }
+            let removed = self.local.remove(s);
+            // The connection that took the freed position must learn it.
+            if let Some(moved) = removed.moved {
+                if let Some(Role::Subscriber(other)) =
+                    self.conns.get_mut(moved as usize).map(|c| &mut c.role)
+                {
+                    if let Some(o) = other.subs.iter_mut().find(|o| o.channel == s.channel) {
+                        o.pos = s.pos;
+                    }
+                }
+            }
+        }
+        self.hub.unsubscribe(self.id, &channels);
+    }
+}

@@ -1,0 +1,327 @@
+//! HTTP side of the reactor: reading requests (pipelined, with bodies),
+//! routing them, publishing, and answering status queries.
+
+use bytes::Bytes;
+
+use super::conn::{PendingRequest, Role};
+use super::Reactor;
+use crate::http::chunked::BodyReader;
+use crate::http::request::{parse_head, query_param, BodyKind, Limits, RequestHead};
+use crate::http::response;
+use crate::http::route::{route, Route, SubTransport};
+use crate::proto::sse;
+use crate::pubsub::hub::{ChannelRequest, Resume};
+use crate::pubsub::message::{Publication, WireFormat};
+use crate::status::{self, CloseCause, ConnKind, ReactorStats};
+
+/// A publisher whose unread replies exceed this is not read from until they
+/// drain: pipelining faster than it reads replies must not grow memory.
+const MAX_UNREAD_REPLIES: usize = 256 * 1024;
+
+/// Most channels one request may name.
+const MAX_CHANNELS_PER_REQUEST: usize = 64;
+
+/// Most header fields in a request.
+const MAX_HEADERS: usize = 64;
+
+impl Reactor {
+    /// New input for an HTTP connection; keeps what is not consumed yet.
+    pub(super) fn on_http_input(&mut self, k: usize, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        if c.pending_in.is_empty() {
+            let used = self.process_http(k, data);
+            self.keep_leftover(k, Vec::new(), &data[used..]);
+        } else {
+            let mut buf = std::mem::take(&mut c.pending_in);
+            buf.extend_from_slice(data);
+            let used = self.process_http(k, &buf);
+            buf.drain(..used);
+            self.keep_leftover(k, buf, &[]);
+        }
+    }
+
+    fn keep_leftover(&mut self, k: usize, mut buf: Vec<u8>, rest: &[u8]) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        if !matches!(c.role, Role::Http(_)) || c.flags.close_after_flush {
+            return;
+        }
+        buf.extend_from_slice(rest);
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
+        c.pending_in = buf;
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_header_bytes: self.shared.config.max_header_bytes,
+            max_headers: MAX_HEADERS,
+            max_body_bytes: self.shared.config.max_message_size,
+        }
+    }
+
+    /// Handles as many complete requests in `data` as possible; returns the
+    /// bytes consumed.
+    fn process_http(&mut self, k: usize, data: &[u8]) -> usize {
+        let limits = self.limits();
+        let mut pos = 0;
+        loop {
+            let Some(c) = self.conns.get_mut(k) else {
+                return data.len();
+            };
+            if c.flags.close_after_flush {
+                return data.len();
+            }
+            if c.out.queued_bytes() > MAX_UNREAD_REPLIES {
+                c.flags.read_paused = true;
+                return pos;
+            }
+            match &mut c.role {
+                Role::Http(Some(pending)) => {
+                    let fed = pending.reader.feed(&data[pos..], &mut pending.body);
+                    match fed {
+                        Ok((used, done)) => {
+                            pos += used;
+                            if !done {
+                                return pos;
+                            }
+                            let Role::Http(slot) = &mut c.role else {
+                                unreachable!()
+                            };
+                            if let Some(req) = slot.take() {
+                                self.finish_publish(k, *req);
+                            }
+                        }
+                        Err(e) => {
+                            self.fail(k, e.status(), e.reason(), &[]);
+                            return data.len();
+                        }
+                    }
+                }
+                Role::Http(None) => {
+                    if pos == data.len() {
+                        return pos;
+                    }
+                    match parse_head(&data[pos..], &limits) {
+                        Ok(None) => return pos,
+                        Ok(Some((head, used))) => {
+                            pos += used;
+                            ReactorStats::add(&self.shared.stats.reactors[self.id].requests, 1);
+                            self.handle_request(k, head);
+                        }
+                        Err(e) => {
+                            self.fail(k, e.status(), e.reason(), &[]);
+                            return data.len();
+                        }
+                    }
+                }
+                // Became a subscriber: anything after the request is not
+                // HTTP any more and is ignored.
+                Role::Subscriber(_) => return data.len(),
+            }
+        }
+    }
+
+    /// Answers with an error and closes the connection once it is sent.
+    fn fail(&mut self, k: usize, status: u16, message: &str, extra: &[&str]) {
+        let bytes = response::error(&self.shared.responses, status, message, false, extra);
+        self.send(k, bytes);
+        self.close_after_flush(k, Some(CloseCause::BadInput));
+    }
+
+    /// Queues a reply; closes after it unless the client keeps alive.
+    fn reply(&mut self, k: usize, bytes: Vec<u8>, keep_alive: bool) {
+        self.send(k, bytes);
+        if !keep_alive {
+            self.close_after_flush(k, None);
+        }
+    }
+
+    fn json(&mut self, k: usize, status: u16, body: &serde_json::Value, keep_alive: bool) {
+        let bytes = response::json(&self.shared.responses, status, body, keep_alive);
+        self.reply(k, bytes, keep_alive);
+    }
+
+    fn not_found_channel(&mut self, k: usize, keep_alive: bool) {
+        let bytes = response::error(
+            &self.shared.responses,
+            404,
+            "no such channel",
+            keep_alive,
+            &[],
+        );
+        self.reply(k, bytes, keep_alive);
+    }
+
+    fn handle_request(&mut self, k: usize, head: RequestHead) {
+        let route = match route(&head, MAX_CHANNELS_PER_REQUEST) {
+            Ok(r) => r,
+            Err(e) => {
+                let allow = e.allow.map(|a| format!("Allow: {a}"));
+                let extra: Vec<&str> = allow.iter().map(String::as_str).collect();
+                if head.body == BodyKind::None && head.keep_alive {
+                    let bytes =
+                        response::error(&self.shared.responses, e.status, &e.message, true, &extra);
+                    self.send(k, bytes);
+                } else {
+                    self.fail(k, e.status, &e.message, &extra);
+                }
+                return;
+            }
+        };
+        // Only publishes read a body; any other request carrying one is
+        // answered and the connection closed, so the stream cannot desync.
+        let keep_alive =
+            head.keep_alive && (head.body == BodyKind::None || matches!(route, Route::Publish(_)));
+        let hub = self.hub.clone();
+        match route {
+            Route::Publish(channels) => self.start_publish(k, head, channels),
+            Route::ChannelInfo(id) => match hub.info(&id) {
+                Some(info) => self.json(k, 200, &status::channel_json(&info), keep_alive),
+                None => self.not_found_channel(k, keep_alive),
+            },
+            Route::DeleteChannel(id) => match hub.delete(&id) {
+                Some(info) => self.json(k, 200, &status::channel_json(&info), keep_alive),
+                None => self.not_found_channel(k, keep_alive),
+            },
+            Route::Status(None) => {
+                let body = status::status_json(&self.shared.stats, &hub);
+                self.json(k, 200, &body, keep_alive);
+            }
+            Route::Status(Some(id)) => match hub.info(&id) {
+                Some(info) => self.json(k, 200, &status::channel_json(&info), keep_alive),
+                None => self.not_found_channel(k, keep_alive),
+            },
+            Route::Metrics => {
+                let text = status::metrics_text(&self.shared.stats, &hub);
+                let bytes = response::full(
+                    &self.shared.responses,
+                    200,
+                    "text/plain; version=0.0.4",
+                    text.as_bytes(),
+                    keep_alive,
+                    &[],
+                );
+                self.reply(k, bytes, keep_alive);
+            }
+            Route::Preflight => {
+                let bytes = response::preflight(&self.shared.responses, keep_alive);
+                self.reply(k, bytes, keep_alive);
+            }
+            Route::Subscribe {
+                transport,
+                channels,
+            } => {
+                let requests: Vec<ChannelRequest> = channels.iter().map(Into::into).collect();
+                self.subscribe(k, &head, transport, &requests);
+            }
+        }
+    }
+
+    fn start_publish(&mut self, k: usize, head: RequestHead, channels: Vec<String>) {
+        let expect_continue = head.expect_continue && head.body != BodyKind::None;
+        let reader = BodyReader::new(head.body, self.shared.config.max_message_size);
+        let pending = PendingRequest {
+            head,
+            channels,
+            reader,
+            body: Vec::new(),
+        };
+        if let Some(c) = self.conns.get_mut(k) {
+            c.role = Role::Http(Some(Box::new(pending)));
+        }
+        if expect_continue {
+            self.send(k, response::CONTINUE.to_vec());
+        }
+    }
+
+    fn finish_publish(&mut self, k: usize, req: PendingRequest) {
+        let names: Vec<&str> = req.channels.iter().map(String::as_str).collect();
+        let publication = Publication {
+            payload: Bytes::from(req.body),
+            event_type: req.head.headers.event_type.clone(),
+            content_type: req.head.headers.content_type.clone(),
+        };
+        let receipt = self.hub.publish(Some(self.id), &names, publication);
+        let body = if receipt.channels.len() == 1 {
+            let mut v = status::channel_json(&receipt.channels[0]);
+            v["id"] = serde_json::Value::String(receipt.id.to_string());
+            v
+        } else {
+            serde_json::json!({
+                "id": receipt.id.to_string(),
+                "channels": receipt.channels.iter().map(status::channel_json).collect::<Vec<_>>(),
+            })
+        };
+        self.json(k, 200, &body, req.head.keep_alive);
+    }
+
+    /// Where a new subscriber starts, from `Last-Event-ID` (header, then
+    /// query) or `since` (Unix seconds).
+    fn resume_point(head: &RequestHead) -> Resume {
+        let last_id = head
+            .headers
+            .last_event_id
+            .clone()
+            .or_else(|| query_param(&head.query, "last_event_id"));
+        if let Some(id) = last_id {
+            // An id we cannot read is treated as very old: the client gets
+            // the whole history and a "missed" signal.
+            return Resume::AfterSeq(id.trim().parse().unwrap_or(0));
+        }
+        if let Some(since) = query_param(&head.query, "since") {
+            if let Ok(secs) = since.trim().parse::<u64>() {
+                return Resume::SinceMs(secs.saturating_mul(1000));
+            }
+        }
+        Resume::Live
+    }
+
+    fn subscribe(
+        &mut self,
+        k: usize,
+        head: &RequestHead,
+        transport: SubTransport,
+        requests: &[ChannelRequest],
+    ) {
+        let resume = Self::resume_point(head);
+        let opts = &self.shared.responses;
+        let (format, kind, head_bytes) = match transport {
+            SubTransport::EventSource => {
+                let mut bytes = response::event_stream_head(opts);
+                // A comment first, so proxies and browsers see the stream open.
+                sse::encode_comment("", &mut bytes);
+                (WireFormat::Sse, ConnKind::Sse, bytes)
+            }
+            SubTransport::Stream => {
+                let chunked = head.minor_version >= 1;
+                let ct = "text/plain; charset=utf-8";
+                let format = if chunked {
+                    WireFormat::StreamChunked
+                } else {
+                    WireFormat::StreamRaw
+                };
+                (
+                    format,
+                    ConnKind::Stream,
+                    response::stream_head(opts, ct, chunked),
+                )
+            }
+            SubTransport::WebSocket | SubTransport::LongPoll => {
+                self.fail(k, 501, "transport not available yet", &[]);
+                return;
+            }
+        };
+        let subscribed = self.register_subscriber(k, format, kind, requests, resume, head_bytes);
+        if subscribed.missed && format == WireFormat::Sse {
+            let mut bytes = Vec::new();
+            sse::encode_event(None, Some("missed"), b"", &mut bytes);
+            self.send(k, bytes);
+        }
+        self.queue_replay(k, format, &subscribed.replay);
+    }
+}

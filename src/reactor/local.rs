@@ -1,0 +1,150 @@
+//! A reactor's own index: channel → the local connections subscribed to it.
+//!
+//! Owned by one reactor thread, so fanout walks it without any lock.
+//! Removal is O(1): each subscription remembers its position in the
+//! channel's list and `swap_remove` patches the one entry that moved.
+
+use std::collections::HashMap;
+
+use crate::pubsub::bus::ChannelRef;
+
+/// A subscription as the connection remembers it: which local channel and
+/// where in that channel's subscriber list the connection sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSub {
+    pub channel: u32,
+    pub pos: u32,
+}
+
+/// The subscribers of one channel on this reactor.
+#[derive(Debug)]
+pub struct LocalChannel {
+    pub channel: ChannelRef,
+    /// Connection slab keys.
+    pub subscribers: Vec<u32>,
+}
+
+/// Channel id → local subscribers.
+#[derive(Debug, Default)]
+pub struct LocalIndex {
+    by_id: HashMap<u64, u32>,
+    channels: slab::Slab<LocalChannel>,
+}
+
+impl LocalIndex {
+    /// Adds connection `conn` to `channel`; returns its handle for removal.
+    pub fn add(&mut self, channel: &ChannelRef, conn: u32) -> LocalSub {
+        let idx = match self.by_id.get(&channel.id) {
+            Some(i) => *i,
+            None => {
+                let i = self.channels.insert(LocalChannel {
+                    channel: channel.clone(),
+                    subscribers: Vec::new(),
+                }) as u32;
+                self.by_id.insert(channel.id, i);
+                i
+            }
+        };
+        let subs = &mut self.channels[idx as usize].subscribers;
+        subs.push(conn);
+        LocalSub {
+            channel: idx,
+            pos: (subs.len() - 1) as u32,
+        }
+    }
+
+    /// Removes a subscription. Returns the connection that moved into the
+    /// freed position (it must update its `LocalSub::pos` for this channel)
+    /// and whether the channel has no local subscribers left.
+    pub fn remove(&mut self, sub: LocalSub) -> Removed {
+        let Some(ch) = self.channels.get_mut(sub.channel as usize) else {
+            return Removed::default();
+        };
+        let pos = sub.pos as usize;
+        if pos >= ch.subscribers.len() {
+            debug_assert!(false, "stale local subscription");
+            return Removed::default();
+        }
+        ch.subscribers.swap_remove(pos);
+        let moved = ch.subscribers.get(pos).copied();
+        if ch.subscribers.is_empty() {
+            let id = ch.channel.id;
+            self.channels.remove(sub.channel as usize);
+            self.by_id.remove(&id);
+            return Removed {
+                moved: None,
+                channel_empty: true,
+            };
+        }
+        if ch.subscribers.capacity() > 64 && ch.subscribers.len() < ch.subscribers.capacity() / 4 {
+            ch.subscribers.shrink_to(ch.subscribers.len() * 2);
+        }
+        Removed {
+            moved,
+            channel_empty: false,
+        }
+    }
+
+    /// The local channel slot for a hub channel id, if anyone here listens.
+    pub fn slot_of(&self, channel_id: u64) -> Option<u32> {
+        self.by_id.get(&channel_id).copied()
+    }
+
+    /// Subscribers of a local channel slot.
+    pub fn subscribers(&self, slot: u32) -> &[u32] {
+        self.channels
+            .get(slot as usize)
+            .map_or(&[], |c| &c.subscribers[..])
+    }
+
+    /// The hub channel behind a local slot.
+    pub fn channel_of(&self, slot: u32) -> Option<&ChannelRef> {
+        self.channels.get(slot as usize).map(|c| &c.channel)
+    }
+
+    /// Number of channels with local subscribers.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+}
+
+/// Outcome of [`LocalIndex::remove`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub moved: Option<u32>,
+    pub channel_empty: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ch(id: u64) -> ChannelRef {
+        ChannelRef {
+            id,
+            name: Arc::from("c"),
+        }
+    }
+
+    #[test]
+    fn swap_remove_reports_the_moved_connection() {
+        let mut ix = LocalIndex::default();
+        let a = ix.add(&ch(1), 10);
+        let _b = ix.add(&ch(1), 11);
+        let _c = ix.add(&ch(1), 12);
+        let r = ix.remove(a);
+        assert_eq!(r.moved, Some(12));
+        let slot = ix.slot_of(1).unwrap();
+        assert_eq!(ix.subscribers(slot), &[12, 11]);
+    }
+
+    #[test]
+    fn last_subscriber_frees_the_channel() {
+        let mut ix = LocalIndex::default();
+        let a = ix.add(&ch(5), 1);
+        assert!(ix.remove(a).channel_empty);
+        assert_eq!(ix.slot_of(5), None);
+        assert_eq!(ix.channel_count(), 0);
+    }
+}

@@ -1,0 +1,137 @@
+//! Starting and stopping a server: sockets, reactors, hub.
+
+use bytes::Bytes;
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::Config;
+use crate::http::response::ResponseOptions;
+use crate::pubsub::bus::ReactorLink;
+use crate::pubsub::hub::{Hub, HubSettings};
+use crate::pubsub::message::EncodeSettings;
+use crate::reactor::{Reactor, ReactorSetup, Shared, WAKER};
+use crate::status::Stats;
+
+/// Entry point for embedding and tests.
+pub struct Server;
+
+/// A running server: its address, and the way to stop it.
+pub struct Handle {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// One listening socket per reactor on the same address (SO_REUSEPORT):
+/// the kernel spreads new connections over reactors with no shared accept
+/// queue and no hand-over between threads.
+fn listener(addr: SocketAddr, backlog: u32) -> io::Result<mio::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+impl Server {
+    /// Validates `config`, binds, and starts one reactor thread per worker.
+    /// With port 0 the kernel picks a port: [`Handle::addr`] tells which.
+    pub fn start(config: Config) -> io::Result<Handle> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let workers = config.worker_count();
+        let first = listener(config.listen, config.backlog)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..workers {
+            listeners.push(listener(addr, config.backlog)?);
+        }
+        let mut polls = Vec::with_capacity(workers);
+        let mut links = Vec::with_capacity(workers);
+        let mut inboxes = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            let (link, inbox) = ReactorLink::new(waker);
+            polls.push(poll);
+            links.push(link);
+            inboxes.push(inbox);
+        }
+        let hub = Arc::new(Hub::new(
+            links,
+            HubSettings {
+                store_messages: config.store_messages,
+            },
+        ));
+        let shared = Arc::new(Shared {
+            encode: EncodeSettings {
+                stream_separator: Bytes::from(config.stream_separator.clone().into_bytes()),
+            },
+            responses: ResponseOptions {
+                allow_origin: config.allow_origin.clone(),
+            },
+            stats: Stats::new(workers),
+            stopping: AtomicBool::new(false),
+            config,
+        });
+        let mut threads = Vec::with_capacity(workers);
+        for (id, ((poll, listener), inbox)) in
+            polls.into_iter().zip(listeners).zip(inboxes).enumerate()
+        {
+            let reactor = Reactor::new(ReactorSetup {
+                id,
+                poll,
+                listener,
+                inbox,
+                hub: hub.clone(),
+                shared: shared.clone(),
+            })?;
+            let t = std::thread::Builder::new()
+                .name(format!("crier-reactor-{id}"))
+                .spawn(move || reactor.run())?;
+            threads.push(t);
+        }
+        log::info!("crier listening on {addr} with {workers} reactor(s)");
+        Ok(Handle {
+            addr,
+            hub,
+            shared,
+            threads,
+        })
+    }
+}
+
+impl Handle {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes every connection and waits for the reactors.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.hub.shutdown_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
