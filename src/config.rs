@@ -62,8 +62,54 @@ settings! {
     max_message_size: usize = 1 << 20;
     /// Bytes appended to each message on raw /sub streams so `curl -N` prints one per line; may be empty [default: "\n"].
     stream_separator: String = "\n".to_string();
+    /// Let WebSocket subscribers publish: their messages go to the channels they are subscribed to [default: false].
+    ws_publish: bool = false;
+    /// Offer permessage-deflate (RFC 7692) to WebSocket clients that ask for it [default: true].
+    ws_deflate: bool = true;
+    /// WebSocket messages shorter than this many bytes are sent uncompressed [default: 64].
+    deflate_min_size: usize = 64;
     /// Messages kept per channel for resume and backtrack; 0 = none [default: 10].
     store_messages: usize = 10;
+    /// Seconds a stored message is kept; 0 = until pushed out by newer ones [default: 3600].
+    message_ttl: u64 = 3600;
+    /// Memory budget of all stored messages together; the oldest are evicted first [default: 268435456].
+    store_max_bytes: usize = 256 << 20;
+    /// Seconds a channel with no subscribers and no stored messages lives on [default: 300].
+    channel_idle_ttl: u64 = 300;
+    /// Most channels in the hub; more → 429 on publish/subscribe; 0 = unlimited [default: 0].
+    max_channels: usize = 0;
+    /// Most subscribers of one channel; more → 429; 0 = unlimited [default: 0].
+    max_subscribers_per_channel: usize = 0;
+    /// Most channels one publish or subscription may name; more → 400 [default: 16].
+    max_channels_per_subscription: usize = 16;
+    /// Seconds a long-poll request waits for a message before 304 [default: 30].
+    longpoll_timeout: u64 = 30;
+    /// SSE `retry:` (ms) sent to each new EventSource subscriber [default: 3000].
+    retry_ms: u64 = 3000;
+    /// Seconds of silence after which a subscriber gets a keepalive ping; 0 = off [default: 30].
+    ping_interval: u64 = 30;
+    /// Seconds a WebSocket has to answer a ping with a pong before it is closed [default: 10].
+    pong_timeout: u64 = 10;
+    /// Bytes sent as a keepalive ping on raw /sub streams [default: "\n"].
+    stream_ping: String = "\n".to_string();
+    /// TCP keepalive idle seconds on subscriber sockets; 0 = off [default: 60].
+    tcp_keepalive: u64 = 60;
+    /// TCP_USER_TIMEOUT seconds: unacknowledged data this old kills the connection; 0 = kernel default [default: 30].
+    tcp_user_timeout: u64 = 30;
+    /// Most unsent bytes per connection; a subscriber over it is a slow consumer and is disconnected [default: 262144].
+    max_queued_bytes: usize = 256 << 10;
+    /// Seconds a client has to send a complete request head (slowloris guard) [default: 10].
+    handshake_timeout: u64 = 10;
+    /// Seconds an idle keep-alive HTTP connection is kept [default: 60].
+    idle_timeout: u64 = 60;
+    /// Seconds after which a subscriber is asked to reconnect (±10% jitter); 0 = never [default: 0].
+    max_connection_lifetime: u64 = 0;
+    /// Most open connections; over it new connections get a fast 503; 0 = limited by open files only [default: 0].
+    max_connections: usize = 0;
+    /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for connections to finish [default: 10].
+    drain_timeout: u64 = 10;
+    /// On shutdown, SSE clients are told to reconnect after a random delay of up to this many seconds [default: 10].
+    reconnect_spread: u64 = 10;
 }
 
 impl Config {
@@ -91,6 +137,18 @@ impl Config {
             "error" | "warn" | "info" | "debug" | "trace" | "off"
         ) {
             return Err(format!("unknown log-level {:?}", self.log_level));
+        }
+        if self.max_channels_per_subscription == 0 {
+            return Err("max-channels-per-subscription must be at least 1".into());
+        }
+        if self.pong_timeout == 0 && self.ping_interval > 0 {
+            return Err("pong-timeout must be at least 1".into());
+        }
+        if self.handshake_timeout == 0 || self.idle_timeout == 0 {
+            return Err("handshake-timeout and idle-timeout must be at least 1".into());
+        }
+        if self.max_queued_bytes < 1024 {
+            return Err("max-queued-bytes must be at least 1024".into());
         }
         if self.allow_origin.contains(['\r', '\n']) {
             return Err("allow-origin must be a single header value".into());

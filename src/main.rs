@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use crier::config::{Config, Overrides};
 use crier::{logging, Server};
@@ -51,6 +52,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    raise_open_files_limit();
+    let drain_timeout = Duration::from_secs(config.drain_timeout);
     let handle = match Server::start(config) {
         Ok(h) => h,
         Err(e) => {
@@ -58,10 +61,52 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(sig) = signals.forever().next() {
-        log::info!("signal {sig} received, shutting down");
+    let mut signals_seen = signals.forever();
+    if let Some(sig) = signals_seen.next() {
+        log::info!(
+            "signal {sig}: draining (up to {drain_timeout:?}); send it again to stop at once"
+        );
+    }
+    handle.begin_drain(drain_timeout);
+    // Wait for the drain, or for a second signal to cut it short.
+    let deadline = Instant::now() + drain_timeout + Duration::from_secs(2);
+    while !handle.is_finished() && Instant::now() < deadline {
+        if signals.pending().next().is_some() {
+            log::warn!("second signal: stopping now");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     handle.shutdown();
     log::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Raises the soft open-files limit to the hard limit: every connection is
+/// a descriptor, and distributions default the soft limit to 1024.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass; std
+    // has no API for resource limits.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if !ok {
+        log::warn!("cannot read the open-files limit");
+        return;
+    }
+    let soft = lim.rlim_cur;
+    if soft < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            lim.rlim_cur = soft;
+        }
+    }
+    log::info!(
+        "open files limit: soft {} (was {soft}), hard {}",
+        lim.rlim_cur,
+        lim.rlim_max
+    );
 }

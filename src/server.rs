@@ -5,7 +5,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -14,6 +14,7 @@ use crate::http::response::ResponseOptions;
 use crate::pubsub::bus::ReactorLink;
 use crate::pubsub::hub::{Hub, HubSettings};
 use crate::pubsub::message::EncodeSettings;
+use crate::reactor::liveness::Pings;
 use crate::reactor::{Reactor, ReactorSetup, Shared, WAKER};
 use crate::status::Stats;
 
@@ -75,7 +76,10 @@ impl Server {
         let shared = Arc::new(Shared {
             encode: EncodeSettings {
                 stream_separator: Bytes::from(config.stream_separator.clone().into_bytes()),
+                deflate_min_size: config.deflate_min_size,
             },
+            pings: Pings::new(config.stream_ping.as_bytes()),
+            open_connections: AtomicUsize::new(0),
             responses: ResponseOptions {
                 allow_origin: config.allow_origin.clone(),
             },
@@ -116,9 +120,33 @@ impl Handle {
         self.addr
     }
 
-    /// Stops accepting, closes every connection and waits for the reactors.
+    /// Stops at once: closes every connection and waits for the reactors.
     pub fn shutdown(mut self) {
         self.stop_and_join();
+    }
+
+    /// Graceful stop: reactors stop accepting, ask subscribers to reconnect
+    /// later (jittered SSE `retry:`, WebSocket 1001), let requests in
+    /// progress finish, and exit when their connections are gone or after
+    /// `timeout`. Returns once every reactor has exited.
+    pub fn drain(mut self, timeout: std::time::Duration) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.hub.drain_all(std::time::Instant::now() + timeout);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Starts a drain without waiting (see [`drain`](Self::drain)); a later
+    /// `shutdown` or drop still stops everything.
+    pub fn begin_drain(&self, timeout: std::time::Duration) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.hub.drain_all(std::time::Instant::now() + timeout);
+    }
+
+    /// Whether every reactor thread has exited.
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
     }
 
     fn stop_and_join(&mut self) {

@@ -33,10 +33,48 @@ pub enum CloseCause {
     ChannelDeleted = 1,
     /// Server shutting down.
     Shutdown = 2,
+    /// Request head not complete within `handshake-timeout` (slowloris).
+    HandshakeTimeout = 3,
+    /// Keep-alive HTTP connection idle past `idle-timeout`.
+    IdleTimeout = 4,
+    /// WebSocket ping not answered within `pong-timeout`.
+    PongTimeout = 5,
+    /// Unsent output passed `max-queued-bytes`.
+    SlowConsumer = 6,
+    /// `max-connection-lifetime` reached.
+    Lifetime = 7,
+    /// Over `max-connections`: answered 503.
+    OverCapacity = 8,
 }
 
 /// Names for `CloseCause`, indexed by `CloseCause as usize`.
-pub const CLOSE_CAUSE_NAMES: [&str; 3] = ["bad_input", "channel_deleted", "shutdown"];
+pub const CLOSE_CAUSE_NAMES: [&str; 9] = [
+    "bad_input",
+    "channel_deleted",
+    "shutdown",
+    "handshake_timeout",
+    "idle_timeout",
+    "pong_timeout",
+    "slow_consumer",
+    "lifetime",
+    "over_capacity",
+];
+
+/// How a peer that went away was noticed (the `dead_peers_reaped` breakdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerGone {
+    /// Orderly close (read returned EOF).
+    Eof = 0,
+    /// Connection reset (RST) seen on read.
+    Reset = 1,
+    /// Kernel gave up: TCP keepalive or TCP_USER_TIMEOUT (ETIMEDOUT).
+    Timeout = 2,
+    /// A write failed (EPIPE, ECONNRESET): writes double as probes.
+    WriteError = 3,
+}
+
+/// Names for `PeerGone`, indexed by `PeerGone as usize`.
+pub const PEER_GONE_NAMES: [&str; 4] = ["eof", "reset", "timeout", "write_error"];
 
 /// One reactor's counters, aligned so two reactors never share a line.
 #[repr(align(64))]
@@ -47,9 +85,11 @@ pub struct ReactorStats {
     pub delivered_messages: AtomicU64,
     pub bytes_out: AtomicU64,
     pub requests: AtomicU64,
-    pub closed_by_peer: AtomicU64,
-    pub closed_by_server: [AtomicU64; 3],
-    pub write_errors: AtomicU64,
+    pub peers_gone: [AtomicU64; 4],
+    pub closed_by_server: [AtomicU64; 9],
+    pub pings_sent: AtomicU64,
+    /// accept() failed for lack of file descriptors (EMFILE/ENFILE).
+    pub accept_fd_errors: AtomicU64,
 }
 
 impl ReactorStats {
@@ -127,6 +167,13 @@ pub fn status_json(stats: &Stats, hub: &Hub) -> Value {
             json!(stats.sum(|r| load(&r.closed_by_server[i]))),
         );
     }
+    let mut gone = serde_json::Map::new();
+    for (i, name) in PEER_GONE_NAMES.iter().enumerate() {
+        gone.insert(
+            (*name).to_string(),
+            json!(stats.sum(|r| load(&r.peers_gone[i]))),
+        );
+    }
     let reactors: Vec<Value> = stats
         .reactors
         .iter()
@@ -158,9 +205,12 @@ pub fn status_json(stats: &Stats, hub: &Hub) -> Value {
         "stored_bytes": totals.stored_bytes,
         "delivered_messages": stats.sum(|r| load(&r.delivered_messages)),
         "bytes_out": stats.sum(|r| load(&r.bytes_out)),
-        "closed_by_peer": stats.sum(|r| load(&r.closed_by_peer)),
+        "dead_peers_reaped": gone,
         "closed_by_server": closed,
-        "write_errors": stats.sum(|r| load(&r.write_errors)),
+        "slow_consumers": stats.sum(|r| load(&r.closed_by_server[CloseCause::SlowConsumer as usize])),
+        "pong_timeouts": stats.sum(|r| load(&r.closed_by_server[CloseCause::PongTimeout as usize])),
+        "pings_sent": stats.sum(|r| load(&r.pings_sent)),
+        "accept_fd_errors": stats.sum(|r| load(&r.accept_fd_errors)),
         "rss_bytes": rss_bytes(),
         "reactors": reactors,
     })
@@ -232,11 +282,21 @@ pub fn metrics_text(stats: &Stats, hub: &Hub) -> String {
             "Messages queued to subscribers.",
         ),
         ("bytes_out", "counter", "Bytes written to sockets."),
-        ("closed_by_peer", "counter", "Connections the peer closed."),
         (
-            "write_errors",
+            "slow_consumers",
             "counter",
-            "Connections reaped on a write error.",
+            "Subscribers dropped for unsent output over the cap.",
+        ),
+        (
+            "pong_timeouts",
+            "counter",
+            "WebSockets closed for not answering a ping.",
+        ),
+        ("pings_sent", "counter", "Keepalive pings sent."),
+        (
+            "accept_fd_errors",
+            "counter",
+            "accept() failures for lack of file descriptors.",
         ),
         ("rss_bytes", "gauge", "Resident memory of the process."),
     ] {
@@ -252,6 +312,20 @@ pub fn metrics_text(stats: &Stats, hub: &Hub) -> String {
                 (
                     format!("{{cause=\"{k}\"}}"),
                     s["closed_by_server"][k].as_u64().unwrap_or(0),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "dead_peers_reaped",
+        "counter",
+        "Connections whose peer went away, by how it was noticed.",
+        PEER_GONE_NAMES
+            .iter()
+            .map(|k| {
+                (
+                    format!("{{cause=\"{k}\"}}"),
+                    s["dead_peers_reaped"][k].as_u64().unwrap_or(0),
                 )
             })
             .collect(),

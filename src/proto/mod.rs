@@ -1,4 +1,7 @@
 //! Wire codecs, pure functions without sockets: tested and fuzzed alone.
 
+pub mod deflate;
+pub mod handshake;
 pub mod sse;
 pub mod stream;
+pub mod websocket;

@@ -29,8 +29,11 @@ pub enum Delivery {
     Message(Arc<Message>),
     /// The channel was deleted: tell and disconnect its local subscribers.
     ChannelDeleted(ChannelRef),
-    /// Stop the reactor (after draining when `graceful`).
+    /// Stop the reactor now.
     Shutdown,
+    /// Stop accepting, send goodbyes, let requests finish; stop once every
+    /// connection is gone or at this instant.
+    Drain(std::time::Instant),
 }
 
 /// The sending half of a reactor's inbox, held by the hub.

@@ -381,6 +381,14 @@ impl Hub {
         }
     }
 
+    /// Asks every reactor to drain (see `Delivery::Drain`).
+    pub fn drain_all(&self, until: std::time::Instant) {
+        for link in &self.links {
+            link.push(Delivery::Drain(until));
+            link.wake();
+        }
+    }
+
     /// Asks every reactor to stop.
     pub fn shutdown_all(&self) {
         for link in &self.links {

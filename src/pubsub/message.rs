@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use std::sync::OnceLock;
 
-use crate::proto::{sse, stream};
+use crate::proto::{deflate, sse, stream, websocket};
 use crate::pubsub::bus::ChannelRef;
 
 /// How a subscriber's socket wants a message framed.
@@ -20,6 +20,11 @@ pub enum WireFormat {
     StreamChunked,
     /// Payload plus separator, for HTTP/1.0 streams without chunking.
     StreamRaw,
+    /// One unmasked WebSocket frame (text, or binary for binary messages).
+    WebSocket,
+    /// A permessage-deflate frame compressed with this many window bits
+    /// (8..=15); small or incompressible messages fall back to `WebSocket`.
+    WebSocketDeflate(u8),
 }
 
 /// One message as published: immutable once created and shared by `Arc`
@@ -43,6 +48,9 @@ pub struct Message {
     sse: OnceLock<Bytes>,
     stream_chunked: OnceLock<Bytes>,
     stream_raw: OnceLock<Bytes>,
+    websocket: OnceLock<Bytes>,
+    /// Indexed by window bits - 8.
+    websocket_deflate: [OnceLock<Bytes>; 8],
 }
 
 /// What a publisher supplies; the hub adds the sequence number and time.
@@ -58,6 +66,8 @@ pub struct Publication {
 pub struct EncodeSettings {
     /// Appended to each message on raw streams.
     pub stream_separator: Bytes,
+    /// Messages shorter than this are not compressed for WebSocket.
+    pub deflate_min_size: usize,
 }
 
 impl Message {
@@ -83,6 +93,8 @@ impl Message {
             sse: OnceLock::new(),
             stream_chunked: OnceLock::new(),
             stream_raw: OnceLock::new(),
+            websocket: OnceLock::new(),
+            websocket_deflate: Default::default(),
         }
     }
 
@@ -104,6 +116,13 @@ impl Message {
             WireFormat::Sse => &self.sse,
             WireFormat::StreamChunked => &self.stream_chunked,
             WireFormat::StreamRaw => &self.stream_raw,
+            WireFormat::WebSocket => &self.websocket,
+            WireFormat::WebSocketDeflate(bits) => {
+                if self.payload.len() < settings.deflate_min_size {
+                    return self.encoded(WireFormat::WebSocket, settings);
+                }
+                &self.websocket_deflate[usize::from(bits.clamp(8, 15) - 8)]
+            }
         };
         cell.get_or_init(|| self.encode(format, settings)).clone()
     }
@@ -129,8 +148,34 @@ impl Message {
                 out.extend_from_slice(&self.payload);
                 out.extend_from_slice(&settings.stream_separator);
             }
+            WireFormat::WebSocket => return Bytes::from(self.websocket_frame()),
+            WireFormat::WebSocketDeflate(bits) => {
+                return match deflate::compress(&self.payload, bits) {
+                    // Compression must pay for itself, else share the plain frame.
+                    Some(c) if c.len() < self.payload.len() => {
+                        Bytes::from(websocket::encode_frame(self.opcode(), true, &c))
+                    }
+                    _ => self.encoded(WireFormat::WebSocket, settings),
+                };
+            }
         }
         Bytes::from(out)
+    }
+}
+
+impl Message {
+    /// Text frames must carry UTF-8: a "text" message that is not valid
+    /// UTF-8 goes out as a binary frame rather than break the connection.
+    fn opcode(&self) -> websocket::Opcode {
+        if self.binary || std::str::from_utf8(&self.payload).is_err() {
+            websocket::Opcode::Binary
+        } else {
+            websocket::Opcode::Text
+        }
+    }
+
+    fn websocket_frame(&self) -> Vec<u8> {
+        websocket::encode_frame(self.opcode(), false, &self.payload)
     }
 }
 
@@ -163,6 +208,7 @@ mod tests {
     fn settings() -> EncodeSettings {
         EncodeSettings {
             stream_separator: Bytes::from_static(b"\n"),
+            deflate_min_size: 16,
         }
     }
 

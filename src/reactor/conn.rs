@@ -13,6 +13,7 @@ use crate::http::request::RequestHead;
 use crate::pubsub::message::WireFormat;
 use crate::reactor::local::LocalSub;
 use crate::reactor::outqueue::OutQueue;
+use crate::reactor::websocket::WsState;
 use crate::status::ConnKind;
 
 /// A connection in a reactor's slab.
@@ -28,6 +29,13 @@ pub struct Conn {
     /// Id of the newest message this connection has been sent; later
     /// deliveries at or below it are duplicates (see `Hub`).
     pub last_seq: u64,
+    /// Tick at which this connection next needs attention (0 = never).
+    /// Moving it later is a plain store; see `timer.rs`.
+    pub deadline: u32,
+    /// Tick of this connection's live wheel entry (0 = none).
+    pub armed_at: u32,
+    /// Tick of the last write to the socket (pings go to silent ones).
+    pub last_write: u32,
     pub flags: ConnFlags,
 }
 
@@ -42,6 +50,8 @@ pub struct ConnFlags {
     pub write_blocked: bool,
     /// Reading paused because the peer is not reading our replies.
     pub read_paused: bool,
+    /// Server is draining: finish the current request, then close.
+    pub draining: bool,
 }
 
 /// What the connection is doing.
@@ -65,6 +75,13 @@ pub struct Subscriber {
     pub format: WireFormat,
     pub kind: ConnKind,
     pub subs: SmallVec<[LocalSub; 1]>,
+    /// Tick by which an outstanding WebSocket ping must be answered (0 = none).
+    pub pong_due: u32,
+    /// Tick at which the subscriber is asked to reconnect (0 = never).
+    pub lifetime_end: u32,
+    /// WebSocket protocol state; `None` for SSE and streams (one pointer,
+    /// so other transports pay 8 bytes for it).
+    pub ws: Option<Box<WsState>>,
 }
 
 impl Conn {
@@ -77,6 +94,9 @@ impl Conn {
             out: OutQueue::default(),
             pending_in: Vec::new(),
             last_seq: 0,
+            deadline: 0,
+            armed_at: 0,
+            last_write: 0,
             flags: ConnFlags::default(),
         }
     }

@@ -7,21 +7,36 @@ use std::sync::Arc;
 
 use super::conn::{Role, Subscriber};
 use super::{mark_dirty, Reactor};
-use crate::proto::{sse, stream};
+use crate::proto::{sse, stream, websocket};
 use crate::pubsub::bus::ChannelRef;
 use crate::pubsub::hub::{ChannelRequest, Resume, Subscribed};
 use crate::pubsub::message::{Message, WireFormat};
+use crate::reactor::liveness::secs_to_ticks;
+use crate::reactor::websocket::WsState;
 use crate::status::{CloseCause, ConnKind, ReactorStats};
+use std::time::Duration;
 
-/// Number of `WireFormat` variants, for the per-message encoding cache.
-const FORMATS: usize = 3;
+/// Number of distinct wire formats, for the per-message encoding cache:
+/// SSE, two stream framings, plain WebSocket and eight deflate windows.
+const FORMATS: usize = 12;
 
 fn format_index(f: WireFormat) -> usize {
     match f {
         WireFormat::Sse => 0,
         WireFormat::StreamChunked => 1,
         WireFormat::StreamRaw => 2,
+        WireFormat::WebSocket => 3,
+        WireFormat::WebSocketDeflate(bits) => 4 + usize::from(bits.clamp(8, 15) - 8),
     }
+}
+
+/// Everything that describes a subscriber about to be registered.
+pub(super) struct NewSubscriber {
+    pub format: WireFormat,
+    pub kind: ConnKind,
+    pub ws: Option<Box<WsState>>,
+    /// Response head (and anything else) to send before the replay.
+    pub head: Vec<u8>,
 }
 
 impl Reactor {
@@ -33,13 +48,18 @@ impl Reactor {
     pub(super) fn register_subscriber(
         &mut self,
         k: usize,
-        format: WireFormat,
-        kind: ConnKind,
+        new: NewSubscriber,
         requests: &[ChannelRequest],
         resume: Resume,
-        head: Vec<u8>,
     ) -> Subscribed {
+        let NewSubscriber {
+            format,
+            kind,
+            ws,
+            head,
+        } = new;
         let subscribed = self.hub.subscribe(self.id, requests, resume);
+        let lifetime_end = self.lifetime_end();
         let key = k as u32;
         let subs: SmallVec<[_; 1]> = subscribed
             .channels
@@ -51,12 +71,56 @@ impl Reactor {
             return subscribed;
         };
         stats.reclassify(c.kind(), kind);
-        c.role = Role::Subscriber(Subscriber { format, kind, subs });
+        c.role = Role::Subscriber(Subscriber {
+            format,
+            kind,
+            subs,
+            pong_due: 0,
+            lifetime_end,
+            ws,
+        });
         c.last_seq = subscribed.last_seq;
-        c.pending_in = Vec::new();
         c.out.push_vec(head);
+        c.last_write = self.now;
         mark_dirty(&mut self.dirty, k, c);
+        self.set_tcp_liveness(k);
+        self.rearm_subscriber(k);
         subscribed
+    }
+
+    /// When a new subscriber is asked to reconnect: the configured lifetime
+    /// ±10%, so a fleet rebalances gradually instead of in waves.
+    fn lifetime_end(&mut self) -> u32 {
+        let lifetime = secs_to_ticks(self.shared.config.max_connection_lifetime);
+        if lifetime == 0 {
+            return 0;
+        }
+        let jitter = u64::from(lifetime / 5);
+        let offset = self.jitter.below(jitter + 1) as u32;
+        self.now + lifetime - lifetime / 10 + offset
+    }
+
+    /// TCP keepalive and TCP_USER_TIMEOUT bound how long a peer that
+    /// vanished without FIN/RST can hold a subscriber slot, even while our
+    /// data sits unacknowledged in the kernel.
+    fn set_tcp_liveness(&mut self, k: usize) {
+        let cfg = &self.shared.config;
+        let Some(c) = self.conns.get(k) else {
+            return;
+        };
+        let sock = socket2::SockRef::from(&c.socket);
+        if cfg.tcp_keepalive > 0 {
+            let idle = Duration::from_secs(cfg.tcp_keepalive);
+            let interval = Duration::from_secs((cfg.tcp_keepalive / 4).clamp(1, 15));
+            let ka = socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(interval)
+                .with_retries(4);
+            let _ = sock.set_tcp_keepalive(&ka);
+        }
+        if cfg.tcp_user_timeout > 0 {
+            let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(cfg.tcp_user_timeout)));
+        }
     }
 
     /// Queues replayed messages on a freshly registered subscriber.
@@ -78,6 +142,7 @@ impl Reactor {
     pub(super) fn fan_out(&mut self, m: &Arc<Message>) {
         let mut encoded: [Option<Bytes>; FORMATS] = Default::default();
         let mut delivered = 0u64;
+        let max_queued = self.shared.config.max_queued_bytes;
         for ch in m.channels.iter() {
             let Some(slot) = self.local.slot_of(ch.id) else {
                 continue;
@@ -88,7 +153,7 @@ impl Reactor {
                 };
                 // Already sent (replay raced with this publish, or the
                 // message went to several channels this connection has).
-                if c.last_seq >= m.seq {
+                if c.last_seq >= m.seq || c.flags.close_after_flush {
                     continue;
                 }
                 let Role::Subscriber(sub) = &c.role else {
@@ -97,6 +162,15 @@ impl Reactor {
                 let bytes = encoded[format_index(sub.format)]
                     .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
                 c.last_seq = m.seq;
+                if c.out.queued_bytes() + bytes.len() > max_queued {
+                    // Slow consumer: dropped after this fanout (it will
+                    // reconnect and resume from history); nobody waits.
+                    if !c.flags.close_after_flush {
+                        c.flags.close_after_flush = true;
+                        self.slow.push(key as usize);
+                    }
+                    continue;
+                }
                 c.out.push(bytes.clone());
                 mark_dirty(&mut self.dirty, key as usize, c);
                 delivered += 1;
@@ -132,6 +206,9 @@ impl Reactor {
                 ),
                 WireFormat::StreamChunked => goodbye.extend_from_slice(stream::LAST_CHUNK),
                 WireFormat::StreamRaw => {}
+                WireFormat::WebSocket | WireFormat::WebSocketDeflate(_) => {
+                    goodbye = websocket::encode_close(1000, "channel deleted")
+                }
             }
             c.out.push_vec(goodbye);
             self.close_after_flush(k, Some(CloseCause::ChannelDeleted));

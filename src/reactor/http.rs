@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::conn::{PendingRequest, Role};
+use super::fanout::NewSubscriber;
 use super::Reactor;
 use crate::http::chunked::BodyReader;
 use crate::http::request::{parse_head, query_param, BodyKind, Limits, RequestHead};
@@ -12,6 +13,7 @@ use crate::http::route::{route, Route, SubTransport};
 use crate::proto::sse;
 use crate::pubsub::hub::{ChannelRequest, Resume};
 use crate::pubsub::message::{Publication, WireFormat};
+use crate::reactor::liveness::secs_to_ticks;
 use crate::status::{self, CloseCause, ConnKind, ReactorStats};
 
 /// A publisher whose unread replies exceed this is not read from until they
@@ -30,16 +32,58 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
-        if c.pending_in.is_empty() {
-            let used = self.process_http(k, data);
+        let had_partial = !c.pending_in.is_empty();
+        let completed = if c.pending_in.is_empty() {
+            let (used, completed) = self.process_http(k, data);
             self.keep_leftover(k, Vec::new(), &data[used..]);
+            completed
         } else {
             let mut buf = std::mem::take(&mut c.pending_in);
             buf.extend_from_slice(data);
-            let used = self.process_http(k, &buf);
+            let (used, completed) = self.process_http(k, &buf);
             buf.drain(..used);
             self.keep_leftover(k, buf, &[]);
+            completed
+        };
+        self.rearm_http(k, had_partial, completed);
+        // Frames a WebSocket client sent right behind its handshake.
+        if let Some(c) = self.conns.get_mut(k) {
+            if matches!(&c.role, Role::Subscriber(s) if s.ws.is_some()) && !c.pending_in.is_empty()
+            {
+                let early = std::mem::take(&mut c.pending_in);
+                self.on_ws_input(k, &early);
+            }
         }
+    }
+
+    /// HTTP deadlines: a request head must be complete within
+    /// `handshake-timeout` of its first byte (dribbling does not extend it:
+    /// slowloris), a body must make progress within `idle-timeout`, and a
+    /// keep-alive connection may idle for `idle-timeout` between requests.
+    fn rearm_http(&mut self, k: usize, had_partial: bool, completed: usize) {
+        let cfg = &self.shared.config;
+        let (handshake, idle) = (
+            secs_to_ticks(cfg.handshake_timeout),
+            secs_to_ticks(cfg.idle_timeout),
+        );
+        let Some(c) = self.conns.get(k) else {
+            return;
+        };
+        if c.flags.close_after_flush {
+            return;
+        }
+        let deadline = match &c.role {
+            Role::Http(Some(_)) => self.now + idle,
+            Role::Http(None) if !c.pending_in.is_empty() => {
+                if completed == 0 && had_partial {
+                    return;
+                }
+                self.now + handshake
+            }
+            Role::Http(None) if completed > 0 => self.now + idle,
+            _ => return,
+        };
+        self.set_deadline(k, deadline);
     }
 
     fn keep_leftover(&mut self, k: usize, mut buf: Vec<u8>, rest: &[u8]) {
@@ -66,19 +110,21 @@ impl Reactor {
 
     /// Handles as many complete requests in `data` as possible; returns the
     /// bytes consumed.
-    fn process_http(&mut self, k: usize, data: &[u8]) -> usize {
+    /// Also returns how many requests were completed.
+    fn process_http(&mut self, k: usize, data: &[u8]) -> (usize, usize) {
         let limits = self.limits();
         let mut pos = 0;
+        let mut completed = 0;
         loop {
             let Some(c) = self.conns.get_mut(k) else {
-                return data.len();
+                return (data.len(), completed);
             };
             if c.flags.close_after_flush {
-                return data.len();
+                return (data.len(), completed);
             }
             if c.out.queued_bytes() > MAX_UNREAD_REPLIES {
                 c.flags.read_paused = true;
-                return pos;
+                return (pos, completed);
             }
             match &mut c.role {
                 Role::Http(Some(pending)) => {
@@ -87,8 +133,9 @@ impl Reactor {
                         Ok((used, done)) => {
                             pos += used;
                             if !done {
-                                return pos;
+                                return (pos, completed);
                             }
+                            completed += 1;
                             let Role::Http(slot) = &mut c.role else {
                                 unreachable!()
                             };
@@ -98,45 +145,55 @@ impl Reactor {
                         }
                         Err(e) => {
                             self.fail(k, e.status(), e.reason(), &[]);
-                            return data.len();
+                            return (data.len(), completed);
                         }
                     }
                 }
                 Role::Http(None) => {
                     if pos == data.len() {
-                        return pos;
+                        return (pos, completed);
                     }
                     match parse_head(&data[pos..], &limits) {
-                        Ok(None) => return pos,
+                        Ok(None) => return (pos, completed),
                         Ok(Some((head, used))) => {
                             pos += used;
+                            if head.body == BodyKind::None {
+                                completed += 1;
+                            }
                             ReactorStats::add(&self.shared.stats.reactors[self.id].requests, 1);
                             self.handle_request(k, head);
                         }
                         Err(e) => {
                             self.fail(k, e.status(), e.reason(), &[]);
-                            return data.len();
+                            return (data.len(), completed);
                         }
                     }
                 }
-                // Became a subscriber: anything after the request is not
-                // HTTP any more and is ignored.
-                Role::Subscriber(_) => return data.len(),
+                // Became a subscriber. WebSocket frames sent right behind
+                // the handshake are kept; anything else is ignored.
+                Role::Subscriber(s) => {
+                    if s.ws.is_some() {
+                        c.pending_in = data[pos..].to_vec();
+                    }
+                    return (data.len(), completed);
+                }
             }
         }
     }
 
     /// Answers with an error and closes the connection once it is sent.
-    fn fail(&mut self, k: usize, status: u16, message: &str, extra: &[&str]) {
+    pub(super) fn fail(&mut self, k: usize, status: u16, message: &str, extra: &[&str]) {
         let bytes = response::error(&self.shared.responses, status, message, false, extra);
         self.send(k, bytes);
         self.close_after_flush(k, Some(CloseCause::BadInput));
     }
 
-    /// Queues a reply; closes after it unless the client keeps alive.
+    /// Queues a reply; closes after it unless the client keeps alive (and
+    /// the server is not draining).
     fn reply(&mut self, k: usize, bytes: Vec<u8>, keep_alive: bool) {
         self.send(k, bytes);
-        if !keep_alive {
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        if !keep_alive || draining {
             self.close_after_flush(k, None);
         }
     }
@@ -175,8 +232,10 @@ impl Reactor {
         };
         // Only publishes read a body; any other request carrying one is
         // answered and the connection closed, so the stream cannot desync.
-        let keep_alive =
-            head.keep_alive && (head.body == BodyKind::None || matches!(route, Route::Publish(_)));
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        let keep_alive = head.keep_alive
+            && !draining
+            && (head.body == BodyKind::None || matches!(route, Route::Publish(_)));
         let hub = self.hub.clone();
         match route {
             Route::Publish(channels) => self.start_publish(k, head, channels),
@@ -257,7 +316,8 @@ impl Reactor {
                 "channels": receipt.channels.iter().map(status::channel_json).collect::<Vec<_>>(),
             })
         };
-        self.json(k, 200, &body, req.head.keep_alive);
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        self.json(k, 200, &body, req.head.keep_alive && !draining);
     }
 
     /// Where a new subscriber starts, from `Last-Event-ID` (header, then
@@ -290,33 +350,44 @@ impl Reactor {
     ) {
         let resume = Self::resume_point(head);
         let opts = &self.shared.responses;
-        let (format, kind, head_bytes) = match transport {
+        let new = match transport {
             SubTransport::EventSource => {
                 let mut bytes = response::event_stream_head(opts);
-                // A comment first, so proxies and browsers see the stream open.
-                sse::encode_comment("", &mut bytes);
-                (WireFormat::Sse, ConnKind::Sse, bytes)
+                // Tells the browser how soon to reconnect after a drop, and
+                // opens the stream at once for proxies.
+                sse::encode_retry(self.shared.config.retry_ms, &mut bytes);
+                NewSubscriber {
+                    format: WireFormat::Sse,
+                    kind: ConnKind::Sse,
+                    ws: None,
+                    head: bytes,
+                }
             }
             SubTransport::Stream => {
                 let chunked = head.minor_version >= 1;
                 let ct = "text/plain; charset=utf-8";
-                let format = if chunked {
-                    WireFormat::StreamChunked
-                } else {
-                    WireFormat::StreamRaw
-                };
-                (
-                    format,
-                    ConnKind::Stream,
-                    response::stream_head(opts, ct, chunked),
-                )
+                NewSubscriber {
+                    format: if chunked {
+                        WireFormat::StreamChunked
+                    } else {
+                        WireFormat::StreamRaw
+                    },
+                    kind: ConnKind::Stream,
+                    ws: None,
+                    head: response::stream_head(opts, ct, chunked),
+                }
             }
-            SubTransport::WebSocket | SubTransport::LongPoll => {
+            SubTransport::WebSocket => {
+                self.accept_websocket(k, head, requests, resume);
+                return;
+            }
+            SubTransport::LongPoll => {
                 self.fail(k, 501, "transport not available yet", &[]);
                 return;
             }
         };
-        let subscribed = self.register_subscriber(k, format, kind, requests, resume, head_bytes);
+        let format = new.format;
+        let subscribed = self.register_subscriber(k, new, requests, resume);
         if subscribed.missed && format == WireFormat::Sse {
             let mut bytes = Vec::new();
             sse::encode_event(None, Some("missed"), b"", &mut bytes);

@@ -1,0 +1,286 @@
+//! Time-driven behaviour: deadlines, keepalive pings, pong checks,
+//! handshake/idle timeouts, connection lifetime, slow consumers, and the
+//! goodbyes sent on drain.
+//!
+//! Keepalive is two-phase (as in uWebSockets): a connection silent for
+//! `ping-interval` gets a static, pre-encoded ping; a WebSocket then has
+//! `pong-timeout` to answer. Writes double as probes: a dead peer makes the
+//! ping's write fail, or, when the peer vanished without FIN/RST, TCP
+//! keepalive and TCP_USER_TIMEOUT make the kernel report ETIMEDOUT.
+
+use bytes::Bytes;
+use std::time::Duration;
+
+use super::conn::Role;
+use super::timer::Entry;
+use super::{mark_dirty, Reactor};
+use crate::proto::{sse, stream};
+use crate::pubsub::message::WireFormat;
+use crate::status::{CloseCause, ReactorStats};
+
+/// Length of one timer tick.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Ticks in a second.
+pub const TICKS_PER_SEC: u32 = 4;
+
+/// Converts a setting in whole seconds to ticks (0 stays 0 = off).
+pub fn secs_to_ticks(secs: u64) -> u32 {
+    secs.saturating_mul(u64::from(TICKS_PER_SEC))
+        .min(u64::from(u32::MAX / 2)) as u32
+}
+
+/// Pre-encoded keepalive pings, built once per server.
+#[derive(Debug, Clone)]
+pub struct Pings {
+    pub sse: Bytes,
+    pub stream_chunked: Bytes,
+    pub stream_raw: Bytes,
+    pub websocket: Bytes,
+}
+
+impl Pings {
+    /// Builds the static ping frames for every transport.
+    pub fn new(stream_ping: &[u8]) -> Pings {
+        let mut sse_ping = Vec::new();
+        sse::encode_comment("", &mut sse_ping);
+        let mut chunk = Vec::new();
+        stream::encode_chunk(stream_ping, b"", &mut chunk);
+        Pings {
+            sse: Bytes::from(sse_ping),
+            stream_chunked: Bytes::from(chunk),
+            stream_raw: Bytes::copy_from_slice(stream_ping),
+            // FIN + opcode 0x9 (ping), unmasked, empty payload.
+            websocket: Bytes::from_static(&[0x89, 0x00]),
+        }
+    }
+}
+
+/// A small xorshift generator: jitter only, never security.
+#[derive(Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// Seeds from the clock and the reactor id.
+    pub fn new(seed: u64) -> Jitter {
+        Jitter(seed | 1)
+    }
+
+    /// A number in `0..bound` (0 when bound is 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        if bound == 0 {
+            0
+        } else {
+            x % bound
+        }
+    }
+}
+
+impl Reactor {
+    /// Sets connection `k`'s deadline. Later than the armed entry: a store.
+    /// Earlier: one more wheel entry (the old one becomes stale).
+    pub(super) fn set_deadline(&mut self, k: usize, at: u32) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        c.deadline = at;
+        if at != 0 && (c.armed_at == 0 || at < c.armed_at) {
+            self.wheel.schedule(at, k as u32, c.generation);
+            c.armed_at = at.max(self.wheel.now() + 1);
+        }
+    }
+
+    /// Runs the timer wheel up to the current tick.
+    pub(super) fn run_timers(&mut self) {
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.advance(self.now, &mut due);
+        for Entry {
+            key,
+            generation,
+            at,
+        } in due.drain(..)
+        {
+            let k = key as usize;
+            let Some(c) = self.conns.get_mut(k) else {
+                continue;
+            };
+            // A stale entry: the slot has a new occupant, or a sooner entry
+            // replaced this one.
+            if c.generation != generation || c.armed_at != at {
+                continue;
+            }
+            c.armed_at = 0;
+            if c.deadline == 0 {
+                continue;
+            }
+            if c.deadline > self.now {
+                let d = c.deadline;
+                self.set_deadline(k, d);
+            } else {
+                self.on_deadline(k);
+            }
+        }
+        self.due = due;
+    }
+
+    fn on_deadline(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        match &c.role {
+            Role::Http(pending) => {
+                let in_request = pending.is_some() || !c.pending_in.is_empty();
+                if in_request {
+                    let bytes = crate::http::response::error(
+                        &self.shared.responses,
+                        408,
+                        "request not received in time",
+                        false,
+                        &[],
+                    );
+                    self.send(k, bytes);
+                    self.close_after_flush(k, Some(CloseCause::HandshakeTimeout));
+                    // Do not wait for a peer that is not reading either.
+                    let d = self.now + secs_to_ticks(1);
+                    self.set_deadline(k, d);
+                } else if c.flags.close_after_flush {
+                    self.close(k, None);
+                } else {
+                    let cause = if c.last_seq == 0 && c.last_write == 0 {
+                        CloseCause::HandshakeTimeout
+                    } else {
+                        CloseCause::IdleTimeout
+                    };
+                    self.close(k, Some(cause));
+                }
+            }
+            Role::Subscriber(_) if c.flags.close_after_flush => {
+                // A goodbye that could not be delivered in time.
+                self.close(k, None);
+            }
+            Role::Subscriber(_) => self.subscriber_deadline(k),
+        }
+    }
+
+    fn subscriber_deadline(&mut self, k: usize) {
+        let now = self.now;
+        let ping_ticks = self.ping_ticks;
+        let pong_ticks = self.pong_ticks;
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let Role::Subscriber(sub) = &mut c.role else {
+            return;
+        };
+        if sub.lifetime_end != 0 && now >= sub.lifetime_end {
+            self.say_goodbye(k, CloseCause::Lifetime);
+            return;
+        }
+        if sub.pong_due != 0 && now >= sub.pong_due {
+            self.close(k, Some(CloseCause::PongTimeout));
+            return;
+        }
+        if ping_ticks > 0 && now.saturating_sub(c.last_write) >= ping_ticks {
+            let ping = match sub.format {
+                WireFormat::Sse => self.shared.pings.sse.clone(),
+                WireFormat::StreamChunked => self.shared.pings.stream_chunked.clone(),
+                WireFormat::StreamRaw => self.shared.pings.stream_raw.clone(),
+                WireFormat::WebSocket | WireFormat::WebSocketDeflate(_) => {
+                    if sub.pong_due == 0 {
+                        sub.pong_due = now + pong_ticks;
+                    }
+                    self.shared.pings.websocket.clone()
+                }
+            };
+            c.out.push(ping);
+            c.last_write = now;
+            mark_dirty(&mut self.dirty, k, c);
+            ReactorStats::add(&self.shared.stats.reactors[self.id].pings_sent, 1);
+        }
+        self.rearm_subscriber(k);
+    }
+
+    /// Computes and sets a subscriber's next deadline: the earliest of the
+    /// next ping, the pong due and the end of its lifetime.
+    pub(super) fn rearm_subscriber(&mut self, k: usize) {
+        let Some(c) = self.conns.get(k) else {
+            return;
+        };
+        let Role::Subscriber(sub) = &c.role else {
+            return;
+        };
+        let mut next = u32::MAX;
+        if self.ping_ticks > 0 {
+            // Spread pings over a quarter of the interval, so subscribers
+            // that were all written to at once (one publish) are not all
+            // pinged in the same tick.
+            let spread = (c.generation.wrapping_mul(2_654_435_761)) % (self.ping_ticks / 4 + 1);
+            next = c.last_write + self.ping_ticks + spread;
+        }
+        if sub.pong_due != 0 {
+            next = next.min(sub.pong_due);
+        }
+        if sub.lifetime_end != 0 {
+            next = next.min(sub.lifetime_end);
+        }
+        let next = if next == u32::MAX {
+            0
+        } else {
+            next.max(self.now + 1)
+        };
+        self.set_deadline(k, next);
+    }
+
+    /// Asks a subscriber to come back later and closes it once that is
+    /// sent: SSE gets a jittered `retry:` (so a restart does not bring
+    /// every client back in the same second), WebSocket a 1001 close,
+    /// streams their last chunk.
+    pub(super) fn say_goodbye(&mut self, k: usize, cause: CloseCause) {
+        let spread_ms = self.shared.config.reconnect_spread * 1000;
+        let retry = self.shared.config.retry_ms + self.jitter.below(spread_ms + 1);
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let Role::Subscriber(sub) = &c.role else {
+            return;
+        };
+        let mut bye = Vec::new();
+        match sub.format {
+            WireFormat::Sse => sse::encode_retry(retry, &mut bye),
+            WireFormat::StreamChunked => bye.extend_from_slice(stream::LAST_CHUNK),
+            WireFormat::StreamRaw => {}
+            WireFormat::WebSocket | WireFormat::WebSocketDeflate(_) => {
+                bye = crate::proto::websocket::encode_close(1001, "server going away")
+            }
+        }
+        c.out.push_vec(bye);
+        self.close_after_flush(k, Some(cause));
+        // Bound the wait for a peer that does not read its goodbye.
+        let d = self.now + secs_to_ticks(2);
+        self.set_deadline(k, d);
+    }
+
+    /// Drops a subscriber whose unsent output passed the cap. Its queue is
+    /// freed at once; a WebSocket gets a best-effort 1008 close frame.
+    pub(super) fn drop_slow_consumer(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        c.out.clear();
+        if let Role::Subscriber(sub) = &c.role {
+            if matches!(
+                sub.format,
+                WireFormat::WebSocket | WireFormat::WebSocketDeflate(_)
+            ) {
+                let frame = crate::proto::websocket::encode_close(1008, "slow consumer");
+                let _ = std::io::Write::write(&mut c.socket, &frame);
+            }
+        }
+        self.close(k, Some(CloseCause::SlowConsumer));
+    }
+}

@@ -1,0 +1,219 @@
+//! WebSocket side of the reactor: the upgrade, client frames (pings,
+//! pongs, close handshake, optional publishing) and protocol errors.
+//! Frame parsing itself is the pure codec in `proto::websocket`.
+
+use bytes::Bytes;
+
+use super::conn::Role;
+use super::fanout::NewSubscriber;
+use super::Reactor;
+use crate::http::request::{Method, RequestHead};
+use crate::proto::websocket::{encode_close, encode_frame, MessageReader, Opcode, WsEvent};
+use crate::proto::{deflate, handshake};
+use crate::pubsub::hub::{ChannelRequest, Resume};
+use crate::pubsub::message::{Publication, WireFormat};
+use crate::status::{CloseCause, ConnKind};
+
+/// Per-connection WebSocket state, boxed so SSE and stream subscribers do
+/// not pay for it.
+pub struct WsState {
+    /// Incoming frame parser and message reassembly; owns no buffer while
+    /// idle.
+    pub reader: MessageReader,
+    /// We sent a close frame: the connection ends once it is flushed.
+    pub close_sent: bool,
+}
+
+impl Reactor {
+    /// Completes the opening handshake and registers the subscriber, or
+    /// answers 400/426 with a JSON reason.
+    pub(super) fn accept_websocket(
+        &mut self,
+        k: usize,
+        head: &RequestHead,
+        requests: &[ChannelRequest],
+        resume: Resume,
+    ) {
+        let h = &head.headers;
+        if let Err(e) = handshake::validate(
+            h.upgrade.as_deref(),
+            h.connection.as_deref(),
+            h.sec_websocket_key.as_deref(),
+            h.sec_websocket_version.as_deref(),
+            head.method == Method::Get,
+        ) {
+            let extra: &[&str] = if e.status == 426 {
+                &["Sec-WebSocket-Version: 13"]
+            } else {
+                &[]
+            };
+            self.fail(k, e.status, e.reason, extra);
+            return;
+        }
+        let accept = handshake::accept_key(h.sec_websocket_key.as_deref().unwrap_or_default());
+        let negotiated = if self.shared.config.ws_deflate {
+            h.sec_websocket_extensions
+                .as_deref()
+                .and_then(deflate::negotiate)
+        } else {
+            None
+        };
+        let (format, extension) = match negotiated {
+            Some((params, response)) => (
+                WireFormat::WebSocketDeflate(params.server_max_window_bits),
+                Some(response),
+            ),
+            None => (WireFormat::WebSocket, None),
+        };
+        let reader = MessageReader::new(self.shared.config.max_message_size, extension.is_some());
+        let new = NewSubscriber {
+            format,
+            kind: ConnKind::WebSocket,
+            ws: Some(Box::new(WsState {
+                reader,
+                close_sent: false,
+            })),
+            head: handshake::response_head(&accept, None, extension.as_deref()),
+        };
+        let subscribed = self.register_subscriber(k, new, requests, resume);
+        self.queue_replay(k, format, &subscribed.replay);
+    }
+
+    /// Input from a WebSocket client; keeps an unfinished frame's bytes.
+    pub(super) fn on_ws_input(&mut self, k: usize, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let (used, buf) = if c.pending_in.is_empty() {
+            (self.process_ws(k, data), None)
+        } else {
+            let mut buf = std::mem::take(&mut c.pending_in);
+            buf.extend_from_slice(data);
+            (self.process_ws(k, &buf), Some(buf))
+        };
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        if c.flags.close_after_flush {
+            c.pending_in = Vec::new();
+            return;
+        }
+        c.pending_in = match buf {
+            Some(mut b) => {
+                b.drain(..used);
+                if b.is_empty() {
+                    Vec::new()
+                } else {
+                    b
+                }
+            }
+            None => data[used..].to_vec(),
+        };
+    }
+
+    /// Handles every complete frame in `data`; returns the bytes consumed.
+    fn process_ws(&mut self, k: usize, data: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < data.len() {
+            let Some(c) = self.conns.get_mut(k) else {
+                return data.len();
+            };
+            if c.flags.close_after_flush {
+                return data.len();
+            }
+            let Role::Subscriber(sub) = &mut c.role else {
+                return data.len();
+            };
+            let Some(ws) = sub.ws.as_mut() else {
+                return data.len();
+            };
+            match ws.reader.read(&data[pos..]) {
+                Ok((0, None)) => return pos,
+                Ok((n, event)) => {
+                    pos += n;
+                    if let Some(event) = event {
+                        self.on_ws_event(k, event);
+                    }
+                }
+                Err(e) => {
+                    self.ws_close(k, e.code, e.reason, Some(CloseCause::BadInput));
+                    return data.len();
+                }
+            }
+        }
+        pos
+    }
+
+    fn on_ws_event(&mut self, k: usize, event: WsEvent) {
+        match event {
+            WsEvent::Text(payload) => self.ws_publish(k, payload, None),
+            WsEvent::Binary(payload) => {
+                self.ws_publish(k, payload, Some("application/octet-stream".into()))
+            }
+            WsEvent::Ping(payload) => self.send(k, encode_frame(Opcode::Pong, false, &payload)),
+            WsEvent::Pong(_) => {
+                if let Some(Role::Subscriber(sub)) = self.conns.get_mut(k).map(|c| &mut c.role) {
+                    sub.pong_due = 0;
+                }
+                self.rearm_subscriber(k);
+            }
+            // Echo the client's code (RFC 6455 §5.5.1), then close.
+            WsEvent::Close(code, _reason) => match code {
+                Some(code) => self.ws_close(k, code, "", None),
+                None => {
+                    self.send(k, vec![0x88, 0x00]);
+                    self.close_after_flush(k, None);
+                }
+            },
+        }
+    }
+
+    /// Sends a close frame and ends the connection once it is out.
+    pub(super) fn ws_close(
+        &mut self,
+        k: usize,
+        code: u16,
+        reason: &str,
+        cause: Option<CloseCause>,
+    ) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        if let Role::Subscriber(sub) = &mut c.role {
+            if let Some(ws) = sub.ws.as_mut() {
+                if ws.close_sent {
+                    return;
+                }
+                ws.close_sent = true;
+            }
+        }
+        self.send(k, encode_close(code, reason));
+        self.close_after_flush(k, cause);
+    }
+
+    /// A client message: published to the connection's channels when
+    /// `ws-publish` is on, ignored otherwise.
+    fn ws_publish(&mut self, k: usize, payload: Vec<u8>, content_type: Option<String>) {
+        if !self.shared.config.ws_publish {
+            return;
+        }
+        let Some(Role::Subscriber(sub)) = self.conns.get(k).map(|c| &c.role) else {
+            return;
+        };
+        let names: Vec<std::sync::Arc<str>> = sub
+            .subs
+            .iter()
+            .filter_map(|s| self.local.channel_of(s.channel).map(|c| c.name.clone()))
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+        let publication = Publication {
+            payload: Bytes::from(payload),
+            event_type: None,
+            content_type,
+        };
+        self.hub.publish(Some(self.id), &names, publication);
+    }
+}
