@@ -59,7 +59,9 @@ fn preflight_is_204_with_allow_methods() {
     }
     // Raw: no body, keep-alive works after it.
     let mut c = Conn::connect(addr);
-    c.write(b"OPTIONS /pub?id=c HTTP/1.1\r\nHost: t\r\n\r\nGET /status HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.write(
+        b"OPTIONS /pub?id=c HTTP/1.1\r\nHost: t\r\n\r\nGET /status HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     let r = c.read_response();
     assert_eq!(r.status, 204);
     assert_eq!(r.header("content-length"), Some("0"));

@@ -14,7 +14,9 @@ fn check_error(r: &Response, status: u16) -> String {
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     let j = r.json();
     assert_eq!(j["status"], status, "{j}");
-    let msg = j["error"].as_str().unwrap_or_else(|| panic!("no error in {j}"));
+    let msg = j["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {j}"));
     assert!(!msg.is_empty());
     assert_eq!(j.as_object().unwrap().len(), 2, "{j}");
     msg.to_string()
@@ -57,7 +59,10 @@ fn route_error(addr: SocketAddr, raw: &[u8], status: u16) -> Response {
 fn bystander_still_served(addr: SocketAddr, mut sse: SseClient) {
     let id = id_of(&publish(addr, "bystander", b"still alive"));
     let ev = sse.event();
-    assert_eq!((ev.last_id, ev.data), (id.to_string(), "still alive".into()));
+    assert_eq!(
+        (ev.last_id, ev.data),
+        (id.to_string(), "still alive".into())
+    );
 }
 
 #[test]
@@ -135,7 +140,14 @@ fn unknown_path_is_404() {
     let server = start();
     let addr = server.addr();
     let sse = SseClient::connect(addr, "/ev/bystander");
-    for path in ["/", "/nope", "/pubx?id=a", "/ev", "/status/x", "/favicon.ico"] {
+    for path in [
+        "/",
+        "/nope",
+        "/pubx?id=a",
+        "/ev",
+        "/status/x",
+        "/favicon.ico",
+    ] {
         let r = call(agent().get(&url(addr, path)));
         assert_eq!(r.status(), 404, "GET {path}");
         assert_eq!(json_of(r)["status"], 404);
@@ -144,7 +156,11 @@ fn unknown_path_is_404() {
     route_error(addr, b"OPTIONS /nope HTTP/1.1\r\nHost: t\r\n\r\n", 404);
     // Unknown channel on GET /pub and /status?id= is 404 too.
     route_error(addr, b"GET /pub?id=none HTTP/1.1\r\nHost: t\r\n\r\n", 404);
-    route_error(addr, b"GET /status?id=none HTTP/1.1\r\nHost: t\r\n\r\n", 404);
+    route_error(
+        addr,
+        b"GET /status?id=none HTTP/1.1\r\nHost: t\r\n\r\n",
+        404,
+    );
     bystander_still_served(addr, sse);
 }
 
@@ -159,7 +175,10 @@ fn wrong_method_is_405_with_allow() {
             "GET, POST, PUT, DELETE, OPTIONS",
         ),
         (b"POST /status HTTP/1.1\r\nHost: t\r\n\r\n", "GET, OPTIONS"),
-        (b"DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n", "GET, OPTIONS"),
+        (
+            b"DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n",
+            "GET, OPTIONS",
+        ),
         (b"POST /ev/a HTTP/1.1\r\nHost: t\r\n\r\n", "GET, OPTIONS"),
         (b"PUT /sub/a HTTP/1.1\r\nHost: t\r\n\r\n", "GET, OPTIONS"),
     ] {
@@ -197,7 +216,8 @@ fn body_over_max_message_size_is_413() {
         413,
     );
     // Chunked body growing past the limit.
-    let mut raw = b"POST /pub?id=big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut raw =
+        b"POST /pub?id=big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         raw.extend_from_slice(b"190\r\n");
         raw.extend_from_slice(&[b'z'; 400]);
@@ -209,7 +229,8 @@ fn body_over_max_message_size_is_413() {
     let r = send(agent().post(&url(addr, "/pub?id=big")), &[b'k'; 1000]);
     assert_eq!(r.status(), 200);
     let mut c = Conn::connect(addr);
-    let mut raw = b"POST /pub?id=big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut raw =
+        b"POST /pub?id=big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..2 {
         raw.extend_from_slice(b"1f4\r\n");
         raw.extend_from_slice(&[b'z'; 500]);
@@ -229,7 +250,8 @@ fn body_over_limit_sent_in_full_still_gets_413() {
     let server = start_with(2, |c| c.max_message_size = 1000);
     let addr = server.addr();
     let mut c = Conn::connect(addr);
-    let mut raw = b"POST /pub?id=big HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    let mut raw =
+        b"POST /pub?id=big HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n".to_vec();
     raw.extend_from_slice(&vec![b'z'; 200_000]);
     // The server may stop reading; ignore write errors.
     let _ = c.try_write(&raw);
@@ -278,8 +300,10 @@ fn unsupported_transfer_encoding_is_501() {
     for te in ["gzip", "gzip, chunked", "chunked, chunked", "identity"] {
         let r = raw_error_then_close(
             addr,
-            format!("POST /pub?id=x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "POST /pub?id=x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
             501,
         );
         let _ = r;
@@ -329,7 +353,10 @@ fn many_bad_clients_at_once_do_not_disturb_subscribers() {
     let id = id_of(&publish(addr, "bystander", b"after the storm"));
     for s in &mut subs {
         let ev = s.event();
-        assert_eq!((ev.last_id, ev.data), (id.to_string(), "after the storm".into()));
+        assert_eq!(
+            (ev.last_id, ev.data),
+            (id.to_string(), "after the storm".into())
+        );
     }
     poll_status(addr, "bad clients gone", |s| {
         s["connections"]["http"] == 1 && s["connections"]["eventsource"] == 8

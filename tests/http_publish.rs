@@ -121,7 +121,9 @@ fn expect_100_continue() {
     let mut sse = SseClient::connect(addr, "/ev/ex");
     let mut c = Conn::connect(addr);
 
-    c.write(b"POST /pub?id=ex HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n");
+    c.write(
+        b"POST /pub?id=ex HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n",
+    );
     assert_eq!(c.exact(25), b"HTTP/1.1 100 Continue\r\n\r\n");
     c.write(b"payload");
     let r = c.read_response();
@@ -140,7 +142,9 @@ fn expect_100_continue() {
     assert_eq!(sse.event().data, "ok");
 
     // No body: no 100 Continue, straight to the final reply.
-    c.write(b"POST /pub?id=ex HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n");
+    c.write(
+        b"POST /pub?id=ex HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    );
     let r = c.read_response();
     assert_eq!(r.status, 200);
     assert_eq!(sse.event().data, "");

@@ -44,6 +44,9 @@ fn sse_and_stream_subscribers_receive_a_publish() {
     assert_eq!(stream.chunk(), b"hello\n");
 }
 
+/// (Event-Type, payload, expected `data:` lines, expected parsed data)
+type Case<'a> = (Option<&'a str>, &'a [u8], &'a [&'a str], &'a str);
+
 #[test]
 fn sse_framing_event_type_line_breaks_and_empty_payload() {
     let server = start();
@@ -51,8 +54,7 @@ fn sse_framing_event_type_line_breaks_and_empty_payload() {
     let mut sse = SseClient::connect(addr, "/ev/fr");
     let mut stream = StreamClient::connect(addr, "/sub/fr");
 
-    // (Event-Type, payload, expected data: lines, expected parsed data)
-    let cases: &[(Option<&str>, &[u8], &[&str], &str)] = &[
+    let cases: &[Case] = &[
         (Some("update"), b"one", &["one"], "one"),
         (None, b"a\nb", &["a", "b"], "a\nb"),
         (None, b"c\rd", &["c", "d"], "c\nd"),
@@ -123,7 +125,10 @@ fn multi_channel_subscription_gets_each_message_once() {
     let datas = ["to-a", "to-b", "to-both", "last"];
     for (id, data) in ids.iter().zip(datas) {
         let ev = sse.event();
-        assert_eq!((ev.last_id.as_str(), ev.data.as_str()), (&*id.to_string(), data));
+        assert_eq!(
+            (ev.last_id.as_str(), ev.data.as_str()),
+            (&*id.to_string(), data)
+        );
         assert_eq!(stream.chunk(), format!("{data}\n").as_bytes());
     }
     // Only channel a's messages, the a/b one once.
@@ -207,18 +212,17 @@ fn many_subscribers_over_reactors_get_every_message_once_in_order() {
     let marker_id = id_of(&marker).to_string();
     for sse in &mut sses {
         let ev = sse.event();
-        assert_eq!((ev.last_id.as_str(), ev.data.as_str()), (&*marker_id, "end"));
+        assert_eq!(
+            (ev.last_id.as_str(), ev.data.as_str()),
+            (&*marker_id, "end")
+        );
     }
     for s in &mut streams {
         assert_eq!(s.chunk(), b"end\n");
     }
     let st = status(addr);
     assert_eq!(st["published_messages"], MESSAGES + 1);
-    assert_eq!(
-        st["delivered_messages"],
-        (MESSAGES + 1) * 2 * SUBS,
-        "{st}"
-    );
+    assert_eq!(st["delivered_messages"], (MESSAGES + 1) * 2 * SUBS, "{st}");
 }
 
 #[test]
@@ -291,7 +295,10 @@ fn delete_disconnects_subscribers_and_forgets_the_channel() {
     let j = json_of(r);
     assert_eq!(j["status"], 404);
     assert!(j["error"].is_string());
-    assert_eq!(call(agent().delete(&url(addr, "/pub?id=gone"))).status(), 404);
+    assert_eq!(
+        call(agent().delete(&url(addr, "/pub?id=gone"))).status(),
+        404
+    );
     assert_eq!(
         call(agent().get(&url(addr, "/status?id=gone"))).status(),
         404
@@ -311,7 +318,10 @@ fn delete_of_a_channel_with_history_but_no_subscribers() {
     let addr = server.addr();
     publish(addr, "hist", b"x");
     assert_eq!(status(addr)["stored_messages"], 1);
-    assert_eq!(call(agent().delete(&url(addr, "/pub?id=hist"))).status(), 200);
+    assert_eq!(
+        call(agent().delete(&url(addr, "/pub?id=hist"))).status(),
+        200
+    );
     let st = status(addr);
     assert_eq!(st["channels"], 0);
     assert_eq!(st["stored_messages"], 0);

@@ -32,7 +32,14 @@ fn status_document_shape_on_a_fresh_server() {
     assert_eq!(st["delivered_messages"], 0);
     assert!(st["rss_bytes"].as_u64().unwrap() > 0);
     let conns = &st["connections"];
-    for k in ["http", "eventsource", "stream", "websocket", "longpoll", "total"] {
+    for k in [
+        "http",
+        "eventsource",
+        "stream",
+        "websocket",
+        "longpoll",
+        "total",
+    ] {
         assert!(conns[k].is_u64(), "connections.{k} in {st}");
     }
     // The status request itself is the only connection (a previous one
@@ -102,9 +109,7 @@ fn subscriber_and_connection_counts_follow_clients() {
     drop(stream1);
     drop(idle);
     poll_status(addr, "stream and idle gone", |s| {
-        s["connections"]["stream"] == 0
-            && s["connections"]["http"] == 1
-            && s["subscribers"] == 1
+        s["connections"]["stream"] == 0 && s["connections"]["http"] == 1 && s["subscribers"] == 1
     });
     drop(sse1);
     let st = poll_status(addr, "all gone", |s| {
@@ -146,10 +151,7 @@ fn metrics_exposition() {
     let text = poll_until("metrics with 2 eventsource connections", || {
         let r = call(agent().get(&url(addr, "/metrics")));
         assert_eq!(r.status(), 200);
-        assert_eq!(
-            r.header("content-type"),
-            Some("text/plain; version=0.0.4")
-        );
+        assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
         let t = r.into_string().unwrap();
         if t.contains("crier_connections{transport=\"eventsource\"} 2\n")
             && t.contains("crier_delivered_messages 3\n")

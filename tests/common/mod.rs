@@ -20,10 +20,12 @@ pub const POLL_DEADLINE: Duration = Duration::from_secs(5);
 /// Starts a server on 127.0.0.1:0 with `workers` reactors and `tweak`
 /// applied to the config.
 pub fn start_with(workers: usize, tweak: impl FnOnce(&mut crier::Config)) -> crier::Handle {
-    let mut cfg = crier::Config::default();
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.workers = workers;
-    cfg.log_level = "off".into();
+    let mut cfg = crier::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers,
+        log_level: "off".into(),
+        ..Default::default()
+    };
     tweak(&mut cfg);
     crier::Server::start(cfg).expect("server starts")
 }
@@ -183,6 +185,8 @@ impl Response {
 pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// Bytes of `buf` already consumed by `byte`.
+    pos: usize,
     eof: bool,
 }
 
@@ -195,6 +199,7 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::new(),
+            pos: 0,
             eof: false,
         }
     }
@@ -223,7 +228,12 @@ impl Conn {
                 self.buf.extend_from_slice(&tmp[..n]);
                 true
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 panic!(
                     "read timed out after {READ_TIMEOUT:?}; buffered: {:?}",
                     String::from_utf8_lossy(&self.buf)
@@ -238,14 +248,29 @@ impl Conn {
 
     /// One byte, or None at EOF.
     pub fn byte(&mut self) -> Option<u8> {
-        if self.buf.is_empty() && !self.fill() {
-            return None;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if !self.fill() {
+                return None;
+            }
         }
-        Some(self.buf.remove(0))
+        self.pos += 1;
+        Some(self.buf[self.pos - 1])
+    }
+
+    /// Drops bytes already handed out by `byte`, so `buf` starts at the
+    /// first unread byte.
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
     }
 
     /// Exactly `n` bytes; panics on EOF.
     pub fn exact(&mut self, n: usize) -> Vec<u8> {
+        self.compact();
         while self.buf.len() < n {
             assert!(
                 self.fill(),
@@ -259,6 +284,7 @@ impl Conn {
 
     /// A line ending in CRLF, without it; None at EOF before any byte.
     pub fn line(&mut self) -> Option<String> {
+        self.compact();
         loop {
             if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line: Vec<u8> = self.buf.drain(..i + 2).take(i).collect();
@@ -280,7 +306,10 @@ impl Conn {
         let status_line = self.line().expect("EOF instead of a response");
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or("");
-        assert!(version.starts_with("HTTP/1."), "status line {status_line:?}");
+        assert!(
+            version.starts_with("HTTP/1."),
+            "status line {status_line:?}"
+        );
         let status: u16 = parts
             .next()
             .and_then(|s| s.parse().ok())
@@ -321,6 +350,7 @@ impl Conn {
     /// True if the peer closes the connection with nothing more to read
     /// (within the read timeout). A reset counts as closed too.
     pub fn at_eof(&mut self) -> bool {
+        self.compact();
         if !self.buf.is_empty() {
             return false;
         }
@@ -347,6 +377,7 @@ impl Conn {
 
     /// Everything until EOF.
     pub fn read_to_eof(&mut self) -> Vec<u8> {
+        self.compact();
         while self.fill() {}
         std::mem::take(&mut self.buf)
     }
@@ -394,10 +425,8 @@ impl SseClient {
     pub fn connect_with(addr: SocketAddr, path: &str, extra: &str) -> SseClient {
         let mut conn = Conn::connect(addr);
         conn.write(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n{extra}\r\n"
-            )
-            .as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n{extra}\r\n")
+                .as_bytes(),
         );
         let head = conn.read_head();
         assert_eq!(head.status, 200, "subscribe {path}: {head:?}");
