@@ -1279,7 +1279,7 @@ impl Pool {
                 connect_timeout: Duration::from_secs(20),
                 lifetime: Duration::from_secs(1800),
             };
-            let mut child = Command::new(&exe)
+            let mut child = die_with_parent(&mut Command::new(&exe))
                 .arg("--client-worker")
                 .arg(spec.to_json().to_string())
                 .stdin(Stdio::piped())
@@ -1746,6 +1746,20 @@ fn pinned(program: &Path) -> Command {
     }
 }
 
+/// The child gets SIGTERM when the harness dies (even by SIGKILL), so an interrupted run
+/// never leaves a server or client worker behind. Spawn from the main thread only: the
+/// signal fires when the spawning thread exits.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        })
+    }
+}
+
 fn log_file(dir: &Path) -> Res<(Stdio, Stdio)> {
     let f = fs::File::create(dir.join("logs/server.log")).map_err(|e| e.to_string())?;
     let g = f.try_clone().map_err(|e| e.to_string())?;
@@ -1793,7 +1807,7 @@ impl Server {
                 c
             }
         };
-        let child = cmd
+        let child = die_with_parent(&mut cmd)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -313,14 +313,12 @@ fn unsupported_transfer_encoding_is_501() {
 }
 
 #[test]
-fn unavailable_transports_are_501() {
+fn websocket_path_without_upgrade_is_400() {
     let server = start();
     let addr = server.addr();
-    for path in ["/ws/a", "/lp/a"] {
-        let r = call(agent().get(&url(addr, path)));
-        assert_eq!(r.status(), 501, "GET {path}");
-        assert_eq!(json_of(r)["status"], 501);
-    }
+    let r = call(agent().get(&url(addr, "/ws/a")));
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_of(r)["status"], 400);
 }
 
 #[test]

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 #[test]
 fn stalled_subscriber_does_not_hold_back_others() {
-    let server = start_with(2, |_| {});
+    // Room for the whole burst, so the readers below (which read one
+    // message at a time while the publisher runs ahead) are never counted
+    // as slow consumers; tests/liveness.rs covers the cap itself.
+    let server = start_with(2, |c| c.max_queued_bytes = 16 << 20);
     let addr = server.addr();
     // Subscribed, never reads.
     let stalled: Vec<StreamClient> = (0..2)
@@ -35,8 +38,10 @@ fn stalled_subscriber_does_not_hold_back_others() {
     assert_eq!(fast.chunk(), b"done\n");
     assert_eq!(sse.event().data, "done");
     publisher.join().unwrap();
-    // The server still answers quickly.
-    assert_eq!(status(addr)["connections"]["stream"], 3);
+    // The server still answers; the stalled readers may have been dropped
+    // as slow consumers (how soon depends on the kernel's socket buffers).
+    let streams = status(addr)["connections"]["stream"].as_u64().unwrap();
+    assert!((1..=3).contains(&streams), "stream connections {streams}");
     drop(stalled);
 }
 

@@ -94,7 +94,13 @@ pub fn valid_channel_id(id: &str) -> bool {
 }
 
 fn channel_list(raw: &str, max: usize) -> Result<Vec<String>, RouteError> {
-    let ids: Vec<String> = raw.split('/').map(str::to_string).collect();
+    let mut ids: Vec<String> = Vec::new();
+    // `a/a` names one channel: a message is stored and counted once.
+    for id in raw.split('/') {
+        if !ids.iter().any(|seen| seen == id) {
+            ids.push(id.to_string());
+        }
+    }
     if ids.len() > max {
         return Err(RouteError::new(
             400,
@@ -137,6 +143,16 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
             "/pub" | "/status" | "/metrics" => Ok(Route::Preflight),
             p if subscribe_prefix(p).is_some() => Ok(Route::Preflight),
             _ => Err(RouteError::new(404, "not found")),
+        };
+    }
+    if head.method == Method::Head {
+        // HEAD is GET without the body (the reactor drops it); it makes no
+        // sense on subscribe paths, which never end.
+        let mut as_get = head.clone();
+        as_get.method = Method::Get;
+        return match route(&as_get, max_channels)? {
+            Route::Subscribe { .. } => Err(RouteError::method("GET, OPTIONS")),
+            r => Ok(r),
         };
     }
     if path == "/pub" {

@@ -162,7 +162,10 @@ impl Reactor {
                 let bytes = encoded[format_index(sub.format)]
                     .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
                 c.last_seq = m.seq;
-                if c.out.queued_bytes() + bytes.len() > max_queued {
+                // Over the cap *before* this message: an empty queue always
+                // takes one message, however large (memory stays bounded by
+                // the cap plus one shared message per connection).
+                if c.out.queued_bytes() > max_queued {
                     // Slow consumer: dropped after this fanout (it will
                     // reconnect and resume from history); nobody waits.
                     if !c.flags.close_after_flush {

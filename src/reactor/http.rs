@@ -7,7 +7,7 @@ use super::conn::{PendingRequest, Role};
 use super::fanout::NewSubscriber;
 use super::Reactor;
 use crate::http::chunked::BodyReader;
-use crate::http::request::{parse_head, query_param, BodyKind, Limits, RequestHead};
+use crate::http::request::{parse_head, query_param, BodyKind, Limits, Method, RequestHead};
 use crate::http::response;
 use crate::http::route::{route, Route, SubTransport};
 use crate::proto::sse;
@@ -19,9 +19,6 @@ use crate::status::{self, CloseCause, ConnKind, ReactorStats};
 /// A publisher whose unread replies exceed this is not read from until they
 /// drain: pipelining faster than it reads replies must not grow memory.
 const MAX_UNREAD_REPLIES: usize = 256 * 1024;
-
-/// Most channels one request may name.
-const MAX_CHANNELS_PER_REQUEST: usize = 64;
 
 /// Most header fields in a request.
 const MAX_HEADERS: usize = 64;
@@ -215,7 +212,15 @@ impl Reactor {
     }
 
     fn handle_request(&mut self, k: usize, head: RequestHead) {
-        let route = match route(&head, MAX_CHANNELS_PER_REQUEST) {
+        // Responses to HEAD carry the head only (RFC 9110 §9.3.2).
+        self.omit_body = head.method == Method::Head;
+        self.route_request(k, head);
+        self.omit_body = false;
+    }
+
+    fn route_request(&mut self, k: usize, head: RequestHead) {
+        let max_channels = self.shared.config.max_channels_per_subscription;
+        let route = match route(&head, max_channels) {
             Ok(r) => r,
             Err(e) => {
                 let allow = e.allow.map(|a| format!("Allow: {a}"));

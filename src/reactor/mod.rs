@@ -110,6 +110,8 @@ pub struct Reactor {
     accept_paused_until: u32,
     /// Set while draining: exit once every connection is gone or at this.
     drain_until: Option<Instant>,
+    /// Answering a HEAD request: responses are sent without their body.
+    omit_body: bool,
 }
 
 impl Reactor {
@@ -144,6 +146,7 @@ impl Reactor {
             jitter: Jitter::new(seed.wrapping_add(setup.id as u64 * 0x9E37_79B9_7F4A_7C15)),
             accept_paused_until: 0,
             drain_until: None,
+            omit_body: false,
             shared: setup.shared,
         })
     }
@@ -444,7 +447,12 @@ impl Reactor {
     }
 
     /// Queues `bytes` on connection `k` and marks it for this turn's flush.
-    fn send(&mut self, k: usize, bytes: Vec<u8>) {
+    fn send(&mut self, k: usize, mut bytes: Vec<u8>) {
+        if self.omit_body {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                bytes.truncate(end + 4);
+            }
+        }
         if let Some(c) = self.conns.get_mut(k) {
             c.out.push_vec(bytes);
             mark_dirty(&mut self.dirty, k, c);

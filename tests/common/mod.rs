@@ -434,7 +434,12 @@ impl SseClient {
             head.header("content-type"),
             Some("text/event-stream; charset=utf-8")
         );
-        assert_eq!(conn.exact(3), b":\n\n", "opening comment");
+        // The stream opens with the reconnection delay (`retry: N`).
+        let mut opening = Vec::new();
+        while !opening.ends_with(b"\n\n") {
+            opening.extend_from_slice(&conn.exact(1));
+        }
+        assert!(opening.starts_with(b"retry: "), "opening {opening:?}");
         SseClient {
             conn,
             head,

@@ -1,7 +1,5 @@
-//! KNOWN SERVER BUGS: these tests fail against the current server on
-//! purpose. Each documents the request, the expected and the actual
-//! behaviour. Remove the `bug_` prefix once fixed. To run the rest of the
-//! suite without them: `cargo test -- --skip bug_`.
+//! Regressions found by the end-to-end suite: each test names the
+//! request, the expected and the earlier (wrong) behaviour.
 
 mod common;
 
@@ -19,7 +17,7 @@ use common::*;
 /// "stored_messages":1},{"channel":"d",..."published_messages":2,
 /// "stored_messages":2}],"id":...}`; /status stored_messages 2.
 #[test]
-fn bug_duplicate_channel_in_publish_is_stored_twice() {
+fn duplicate_channel_in_publish_is_stored_once() {
     let server = start();
     let addr = server.addr();
     let mut sse = SseClient::connect(addr, "/ev/d");
@@ -49,7 +47,7 @@ fn bug_duplicate_channel_in_publish_is_stored_twice() {
 /// next pipelined request. Actual: `{"error":"method not allowed; use
 /// GET, OPTIONS","status":405}\n` sits between the two responses.
 #[test]
-fn bug_head_response_carries_a_body() {
+fn head_response_has_no_body() {
     let server = start();
     let addr = server.addr();
     let mut c = Conn::connect(addr);
