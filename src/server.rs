@@ -14,6 +14,7 @@ use crate::http::response::ResponseOptions;
 use crate::pubsub::bus::ReactorLink;
 use crate::pubsub::hub::{Hub, HubSettings};
 use crate::pubsub::message::EncodeSettings;
+use crate::pubsub::store::StoreLimits;
 use crate::reactor::liveness::Pings;
 use crate::reactor::{Reactor, ReactorSetup, Shared, WAKER};
 use crate::status::Stats;
@@ -70,7 +71,14 @@ impl Server {
         let hub = Arc::new(Hub::new(
             links,
             HubSettings {
-                store_messages: config.store_messages,
+                store: StoreLimits {
+                    per_channel: config.store_messages,
+                    ttl_ms: config.message_ttl.saturating_mul(1000),
+                    max_bytes: config.store_max_bytes,
+                },
+                channel_idle_ttl_ms: config.channel_idle_ttl.saturating_mul(1000),
+                max_channels: config.max_channels,
+                max_subscribers_per_channel: config.max_subscribers_per_channel,
             },
         ));
         let shared = Arc::new(Shared {

@@ -2,6 +2,7 @@
 
 pub mod deflate;
 pub mod handshake;
+pub mod longpoll;
 pub mod sse;
 pub mod stream;
 pub mod websocket;

@@ -14,12 +14,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pubsub::bus::{ChannelRef, Delivery, ReactorLink};
 use crate::pubsub::message::{Message, Publication};
+use crate::pubsub::store::{History, StoreAccount, StoreLimits};
 
 /// Hub settings taken from the config.
 #[derive(Debug, Clone)]
 pub struct HubSettings {
-    /// Messages kept per channel (0 = none).
-    pub store_messages: usize,
+    pub store: StoreLimits,
+    /// Milliseconds an idle channel (no subscribers, nothing stored) lives.
+    pub channel_idle_ttl_ms: u64,
+    /// Most channels (0 = unlimited).
+    pub max_channels: usize,
+    /// Most subscribers per channel (0 = unlimited).
+    pub max_subscribers_per_channel: usize,
 }
 
 /// Where a new subscription starts.
@@ -55,6 +61,27 @@ pub struct Subscribed {
     pub last_seq: u64,
 }
 
+/// A limit that refused a publish or subscribe (answered with 429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitError {
+    /// `max-channels` reached: no new channel can be created.
+    TooManyChannels,
+    /// `max-subscribers-per-channel` reached for this channel.
+    TooManySubscribers(String),
+}
+
+impl LimitError {
+    /// A message for the JSON error body.
+    pub fn message(&self) -> String {
+        match self {
+            LimitError::TooManyChannels => "channel limit reached (max-channels)".into(),
+            LimitError::TooManySubscribers(ch) => {
+                format!("subscriber limit of channel {ch:?} reached (max-subscribers-per-channel)")
+            }
+        }
+    }
+}
+
 /// A channel's public figures (the JSON of `/pub?id=` and `/status?id=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
@@ -81,6 +108,8 @@ pub struct HubTotals {
     pub published_messages: u64,
     pub stored_messages: u64,
     pub stored_bytes: u64,
+    pub channels_collected: u64,
+    pub messages_expired: u64,
 }
 
 struct Channel {
@@ -91,11 +120,32 @@ struct Channel {
     per_reactor: Box<[u32]>,
     published: u64,
     last_seq: Option<u64>,
-    history: VecDeque<Arc<Message>>,
-    /// Messages with an id at or below this were dropped from `history` (or
-    /// belong to an earlier run of the server): resuming from before it
-    /// means the client missed something.
-    forgotten_through: u64,
+    history: History,
+    /// Since when (ms) the channel has had no subscribers and no history.
+    idle_since: Option<u64>,
+}
+
+impl Channel {
+    fn is_idle(&self) -> bool {
+        self.subscribers == 0 && self.history.is_empty()
+    }
+
+    fn info(&self) -> ChannelInfo {
+        ChannelInfo {
+            channel: self.name.to_string(),
+            subscribers: self.subscribers,
+            published_messages: self.published,
+            stored_messages: self.history.len() as u64,
+            last_id: self.last_seq,
+        }
+    }
+
+    fn channel_ref(&self) -> ChannelRef {
+        ChannelRef {
+            id: self.id,
+            name: self.name.clone(),
+        }
+    }
 }
 
 struct HubState {
@@ -103,9 +153,12 @@ struct HubState {
     seq: u64,
     next_channel_id: u64,
     channels: HashMap<Arc<str>, Channel>,
+    store: StoreAccount,
+    /// Channels that went idle, in time order, for garbage collection.
+    idle: VecDeque<(Arc<str>, u64, u64)>,
     published_messages: u64,
-    stored_messages: u64,
-    stored_bytes: u64,
+    channels_collected: u64,
+    messages_expired: u64,
 }
 
 /// The shared channel table plus the links to every reactor.
@@ -124,6 +177,20 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+impl HubState {
+    /// Marks a channel idle (for GC) if it just became so.
+    fn note_if_idle(&mut self, name: &str, now: u64) {
+        if let Some(ch) = self.channels.get_mut(name) {
+            if ch.is_idle() && ch.idle_since.is_none() {
+                ch.idle_since = Some(now);
+                self.idle.push_back((ch.name.clone(), ch.id, now));
+            } else if !ch.is_idle() {
+                ch.idle_since = None;
+            }
+        }
+    }
+}
+
 impl Hub {
     /// Creates the hub. Ids start at the start time in microseconds, so ids
     /// keep increasing across restarts (as long as fewer than a million
@@ -136,19 +203,16 @@ impl Hub {
                 seq: first_seq,
                 next_channel_id: 1,
                 channels: HashMap::new(),
+                store: StoreAccount::default(),
+                idle: VecDeque::new(),
                 published_messages: 0,
-                stored_messages: 0,
-                stored_bytes: 0,
+                channels_collected: 0,
+                messages_expired: 0,
             }),
             links,
             settings,
             first_seq,
         }
-    }
-
-    /// Number of reactors linked to the hub.
-    pub fn reactor_count(&self) -> usize {
-        self.links.len()
     }
 
     /// The link of reactor `r` (used by the reactor to clear its wake flag).
@@ -162,80 +226,20 @@ impl Hub {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Publishes one message to `names` (already validated ids) and hands it
-    /// to every reactor with subscribers. `from` is the calling reactor,
-    /// which drains its own inbox at the end of its loop turn and so is not
-    /// woken.
-    pub fn publish(&self, from: Option<usize>, names: &[&str], p: Publication) -> Receipt {
-        let mut wake = vec![false; self.links.len()];
-        let receipt = {
-            let mut st = self.lock();
-            st.seq += 1;
-            let seq = st.seq;
-            let refs: Vec<ChannelRef> = names
-                .iter()
-                .map(|n| {
-                    let ch = self.channel_entry(&mut st, n);
-                    ChannelRef {
-                        id: ch.id,
-                        name: ch.name.clone(),
-                    }
-                })
-                .collect();
-            let msg = Arc::new(Message::new(seq, refs.into(), now_ms(), p));
-            let cost = msg.memory_cost() as u64;
-            st.published_messages += 1;
-            let mut infos = Vec::with_capacity(names.len());
-            let mut stored_delta = (0u64, 0u64, 0u64, 0u64); // +msgs, +bytes, -msgs, -bytes
-            for name in names {
-                let Some(ch) = st.channels.get_mut(*name) else {
-                    continue;
-                };
-                ch.published += 1;
-                ch.last_seq = Some(seq);
-                if self.settings.store_messages > 0 {
-                    ch.history.push_back(msg.clone());
-                    stored_delta.0 += 1;
-                    stored_delta.1 += cost;
-                    while ch.history.len() > self.settings.store_messages {
-                        if let Some(old) = ch.history.pop_front() {
-                            ch.forgotten_through = old.seq;
-                            stored_delta.2 += 1;
-                            stored_delta.3 += old.memory_cost() as u64;
-                        }
-                    }
-                } else {
-                    ch.forgotten_through = seq;
-                }
-                for (r, n) in ch.per_reactor.iter().enumerate() {
-                    if *n > 0 {
-                        wake[r] = true;
-                    }
-                }
-                infos.push(info_of(ch));
-            }
-            st.stored_messages = st.stored_messages + stored_delta.0 - stored_delta.2;
-            st.stored_bytes = st.stored_bytes + stored_delta.1 - stored_delta.3;
-            for (r, w) in wake.iter().enumerate() {
-                if *w {
-                    self.links[r].push(Delivery::Message(msg.clone()));
-                }
-            }
-            Receipt {
-                id: seq,
-                channels: infos,
-            }
-        };
-        self.wake(&wake, from);
-        receipt
-    }
-
-    fn wake(&self, which: &[bool], except: Option<usize>) {
-        for (r, w) in which.iter().enumerate() {
-            if *w && Some(r) != except {
-                self.links[r].wake();
-            }
+    /// Checks that every channel in `names` exists or may be created.
+    fn check_capacity(&self, st: &HubState, names: &[&str]) -> Result<(), LimitError> {
+        let max = self.settings.max_channels;
+        if max == 0 {
+            return Ok(());
         }
+        let new = names
+            .iter()
+            .filter(|n| !st.channels.contains_key(**n))
+            .count();
+        if new > 0 && st.channels.len() + new > max {
+            return Err(LimitError::TooManyChannels);
+        }
+        Ok(())
     }
 
     fn channel_entry<'a>(&self, st: &'a mut HubState, name: &str) -> &'a mut Channel {
@@ -252,19 +256,118 @@ impl Hub {
                     per_reactor: vec![0; self.links.len()].into(),
                     published: 0,
                     last_seq: None,
-                    history: VecDeque::new(),
-                    forgotten_through: self.first_seq,
+                    history: History::new(self.first_seq),
+                    idle_since: None,
                 },
             );
         }
         st.channels.get_mut(name).expect("inserted above")
     }
 
+    /// Publishes one message to `names` (validated, distinct ids) and hands
+    /// it to every reactor with subscribers. `from` is the calling reactor,
+    /// which drains its own inbox at the end of its loop turn and so is not
+    /// woken.
+    pub fn publish(
+        &self,
+        from: Option<usize>,
+        names: &[&str],
+        p: Publication,
+    ) -> Result<Receipt, LimitError> {
+        let mut wake = vec![false; self.links.len()];
+        let now = now_ms();
+        let receipt = {
+            let mut st = self.lock();
+            self.check_capacity(&st, names)?;
+            st.seq += 1;
+            let seq = st.seq;
+            let refs: Vec<ChannelRef> = names
+                .iter()
+                .map(|n| self.channel_entry(&mut st, n).channel_ref())
+                .collect();
+            let msg = Arc::new(Message::new(seq, refs.into(), now, p));
+            st.published_messages += 1;
+            let mut infos = Vec::with_capacity(names.len());
+            let st = &mut *st;
+            for name in names {
+                let Some(ch) = st.channels.get_mut(*name) else {
+                    continue;
+                };
+                ch.published += 1;
+                ch.last_seq = Some(seq);
+                st.store.store(&mut ch.history, &msg, &self.settings.store);
+                for (r, n) in ch.per_reactor.iter().enumerate() {
+                    wake[r] |= *n > 0;
+                }
+                infos.push(ch.info());
+                st.note_if_idle(name, now);
+            }
+            self.enforce_store_limits(st, now);
+            for (r, w) in wake.iter().enumerate() {
+                if *w {
+                    self.links[r].push(Delivery::Message(msg.clone()));
+                }
+            }
+            Receipt {
+                id: seq,
+                channels: infos,
+            }
+        };
+        self.wake(&wake, from);
+        Ok(receipt)
+    }
+
+    fn wake(&self, which: &[bool], except: Option<usize>) {
+        for (r, w) in which.iter().enumerate() {
+            if *w && Some(r) != except {
+                self.links[r].wake();
+            }
+        }
+    }
+
+    /// Evicts the globally oldest messages while over the TTL or the byte
+    /// budget.
+    fn enforce_store_limits(&self, st: &mut HubState, now: u64) {
+        while let Some(m) = st.store.next_eviction(now, &self.settings.store) {
+            st.messages_expired += 1;
+            for ch in m.channels.iter() {
+                if let Some(c) = st.channels.get_mut(&*ch.name) {
+                    if c.id == ch.id {
+                        st.store.evict_from(&mut c.history, &m);
+                    }
+                }
+                st.note_if_idle(&ch.name, now);
+            }
+        }
+    }
+
     /// Registers a subscriber on reactor `r` and returns what it must be sent
     /// first. After this call every message published to these channels is
     /// pushed to reactor `r`'s inbox.
-    pub fn subscribe(&self, r: usize, requests: &[ChannelRequest], resume: Resume) -> Subscribed {
+    pub fn subscribe(
+        &self,
+        r: usize,
+        requests: &[ChannelRequest],
+        resume: Resume,
+    ) -> Result<Subscribed, LimitError> {
         let mut st = self.lock();
+        let names: Vec<&str> = requests.iter().map(|q| q.name.as_str()).collect();
+        self.check_capacity(&st, &names)?;
+        let max_subs = self.settings.max_subscribers_per_channel as u64;
+        if max_subs > 0 {
+            for name in &names {
+                if st
+                    .channels
+                    .get(*name)
+                    .is_some_and(|c| c.subscribers >= max_subs)
+                {
+                    return Err(LimitError::TooManySubscribers(name.to_string()));
+                }
+            }
+        }
+        let now = now_ms();
+        // Expired messages must not be replayed.
+        self.enforce_store_limits(&mut st, now);
         let mut channels = Vec::with_capacity(requests.len());
         let mut replay: Vec<Arc<Message>> = Vec::new();
         let mut missed = false;
@@ -273,17 +376,17 @@ impl Hub {
             let ch = self.channel_entry(&mut st, &req.name);
             ch.subscribers += 1;
             ch.per_reactor[r] += 1;
-            channels.push(ChannelRef {
-                id: ch.id,
-                name: ch.name.clone(),
-            });
+            ch.idle_since = None;
+            channels.push(ch.channel_ref());
             match resume {
                 Resume::Live => {}
                 Resume::AfterSeq(after) => {
-                    if after < ch.forgotten_through || after > current {
+                    // Older than what is kept, or an id this run never
+                    // issued (an earlier run, another node): a gap.
+                    let from_future = after > current;
+                    if after < ch.history.forgotten_through || from_future {
                         missed = true;
                     }
-                    let from_future = after > current;
                     replay.extend(
                         ch.history
                             .iter()
@@ -310,29 +413,56 @@ impl Hub {
         // channel; the subscriber gets it once.
         replay.sort_by_key(|m| m.seq);
         replay.dedup_by_key(|m| m.seq);
-        Subscribed {
+        Ok(Subscribed {
             channels,
             replay,
             missed,
             last_seq: current,
-        }
+        })
     }
 
     /// Forgets a subscriber of reactor `r`. Channels that were deleted (or
     /// deleted and re-created) in the meantime are skipped by their id.
     pub fn unsubscribe(&self, r: usize, channels: &[ChannelRef]) {
         let mut st = self.lock();
+        let now = now_ms();
         for c in channels {
-            let remove = match st.channels.get_mut(&*c.name) {
-                Some(ch) if ch.id == c.id => {
+            if let Some(ch) = st.channels.get_mut(&*c.name) {
+                if ch.id == c.id {
                     ch.subscribers = ch.subscribers.saturating_sub(1);
                     ch.per_reactor[r] = ch.per_reactor[r].saturating_sub(1);
-                    ch.subscribers == 0 && ch.history.is_empty()
+                    st.note_if_idle(&c.name, now);
                 }
-                _ => false,
-            };
-            if remove {
-                st.channels.remove(&*c.name);
+            }
+        }
+        if self.settings.channel_idle_ttl_ms == 0 {
+            self.collect_idle(&mut st, now);
+        }
+    }
+
+    /// Periodic upkeep (called by one reactor about once a second): expire
+    /// old messages and collect channels idle for `channel-idle-ttl`.
+    pub fn maintain(&self) {
+        let now = now_ms();
+        let mut st = self.lock();
+        self.enforce_store_limits(&mut st, now);
+        self.collect_idle(&mut st, now);
+    }
+
+    fn collect_idle(&self, st: &mut HubState, now: u64) {
+        let ttl = self.settings.channel_idle_ttl_ms;
+        while let Some((name, id, since)) = st.idle.front().cloned() {
+            if since + ttl > now {
+                break;
+            }
+            st.idle.pop_front();
+            let still_idle = st
+                .channels
+                .get(&*name)
+                .is_some_and(|c| c.id == id && c.idle_since == Some(since) && c.is_idle());
+            if still_idle {
+                st.channels.remove(&*name);
+                st.channels_collected += 1;
             }
         }
     }
@@ -341,18 +471,11 @@ impl Hub {
     /// subscribers to disconnect them. Returns the channel's last figures.
     pub fn delete(&self, name: &str) -> Option<ChannelInfo> {
         let mut st = self.lock();
-        let ch = st.channels.remove(name)?;
-        st.stored_messages -= ch.history.len() as u64;
-        st.stored_bytes -= ch
-            .history
-            .iter()
-            .map(|m| m.memory_cost() as u64)
-            .sum::<u64>();
-        let info = info_of(&ch);
-        let cref = ChannelRef {
-            id: ch.id,
-            name: ch.name.clone(),
-        };
+        let mut ch = st.channels.remove(name)?;
+        st.store.drop_history(&mut ch.history);
+        let mut info = ch.info();
+        info.stored_messages = 0;
+        let cref = ch.channel_ref();
         let wake: Vec<bool> = ch.per_reactor.iter().map(|n| *n > 0).collect();
         for (r, w) in wake.iter().enumerate() {
             if *w {
@@ -366,7 +489,7 @@ impl Hub {
 
     /// A channel's figures, or None if it does not exist.
     pub fn info(&self, name: &str) -> Option<ChannelInfo> {
-        self.lock().channels.get(name).map(info_of)
+        self.lock().channels.get(name).map(Channel::info)
     }
 
     /// Totals across all channels.
@@ -376,8 +499,10 @@ impl Hub {
             channels: st.channels.len() as u64,
             subscribers: st.channels.values().map(|c| c.subscribers).sum(),
             published_messages: st.published_messages,
-            stored_messages: st.stored_messages,
-            stored_bytes: st.stored_bytes,
+            stored_messages: st.store.live_messages,
+            stored_bytes: st.store.bytes,
+            channels_collected: st.channels_collected,
+            messages_expired: st.messages_expired,
         }
     }
 
@@ -395,15 +520,5 @@ impl Hub {
             link.push(Delivery::Shutdown);
             link.wake();
         }
-    }
-}
-
-fn info_of(ch: &Channel) -> ChannelInfo {
-    ChannelInfo {
-        channel: ch.name.to_string(),
-        subscribers: ch.subscribers,
-        published_messages: ch.published,
-        stored_messages: ch.history.len() as u64,
-        last_id: ch.last_seq,
     }
 }

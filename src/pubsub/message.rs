@@ -6,6 +6,7 @@
 //! `Bytes` is shared by reference by every subscriber's out queue.
 
 use bytes::Bytes;
+use std::sync::atomic::AtomicU32;
 use std::sync::OnceLock;
 
 use crate::proto::{deflate, sse, stream, websocket};
@@ -45,6 +46,9 @@ pub struct Message {
     pub binary: bool,
     /// The body exactly as published.
     pub payload: Bytes,
+    /// In how many channel histories this message is stored; changed only
+    /// under the hub's lock (atomic because messages are shared).
+    pub stored_copies: AtomicU32,
     sse: OnceLock<Bytes>,
     stream_chunked: OnceLock<Bytes>,
     stream_raw: OnceLock<Bytes>,
@@ -90,6 +94,7 @@ impl Message {
             content_type: p.content_type.map(String::into_boxed_str),
             binary,
             payload: p.payload,
+            stored_copies: AtomicU32::new(0),
             sse: OnceLock::new(),
             stream_chunked: OnceLock::new(),
             stream_raw: OnceLock::new(),

@@ -3,3 +3,4 @@
 pub mod bus;
 pub mod hub;
 pub mod message;
+pub mod store;

@@ -12,6 +12,7 @@ use crate::http::chunked::BodyReader;
 use crate::http::request::RequestHead;
 use crate::pubsub::message::WireFormat;
 use crate::reactor::local::LocalSub;
+use crate::reactor::longpoll::LongPollWait;
 use crate::reactor::outqueue::OutQueue;
 use crate::reactor::websocket::WsState;
 use crate::status::ConnKind;
@@ -82,6 +83,8 @@ pub struct Subscriber {
     /// WebSocket protocol state; `None` for SSE and streams (one pointer,
     /// so other transports pay 8 bytes for it).
     pub ws: Option<Box<WsState>>,
+    /// Long-poll state; `None` for streaming transports.
+    pub longpoll: Option<Box<LongPollWait>>,
 }
 
 impl Conn {

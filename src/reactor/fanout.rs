@@ -12,6 +12,7 @@ use crate::pubsub::bus::ChannelRef;
 use crate::pubsub::hub::{ChannelRequest, Resume, Subscribed};
 use crate::pubsub::message::{Message, WireFormat};
 use crate::reactor::liveness::secs_to_ticks;
+use crate::reactor::longpoll::LongPollWait;
 use crate::reactor::websocket::WsState;
 use crate::status::{CloseCause, ConnKind, ReactorStats};
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub(super) struct NewSubscriber {
     pub ws: Option<Box<WsState>>,
     /// Response head (and anything else) to send before the replay.
     pub head: Vec<u8>,
+    /// Set for long-poll requests (see `longpoll.rs`).
+    pub longpoll: Option<Box<LongPollWait>>,
 }
 
 impl Reactor {
@@ -51,15 +54,26 @@ impl Reactor {
         new: NewSubscriber,
         requests: &[ChannelRequest],
         resume: Resume,
-    ) -> Subscribed {
+    ) -> Option<Subscribed> {
         let NewSubscriber {
             format,
             kind,
             ws,
             head,
+            longpoll,
         } = new;
-        let subscribed = self.hub.subscribe(self.id, requests, resume);
-        let lifetime_end = self.lifetime_end();
+        let subscribed = match self.hub.subscribe(self.id, requests, resume) {
+            Ok(s) => s,
+            Err(limit) => {
+                self.fail(k, 429, &limit.message(), &[]);
+                return None;
+            }
+        };
+        let lifetime_end = if longpoll.is_some() {
+            0
+        } else {
+            self.lifetime_end()
+        };
         let key = k as u32;
         let subs: SmallVec<[_; 1]> = subscribed
             .channels
@@ -68,7 +82,7 @@ impl Reactor {
             .collect();
         let stats = &self.shared.stats.reactors[self.id];
         let Some(c) = self.conns.get_mut(k) else {
-            return subscribed;
+            return Some(subscribed);
         };
         stats.reclassify(c.kind(), kind);
         c.role = Role::Subscriber(Subscriber {
@@ -78,6 +92,7 @@ impl Reactor {
             pong_due: 0,
             lifetime_end,
             ws,
+            longpoll,
         });
         c.last_seq = subscribed.last_seq;
         c.out.push_vec(head);
@@ -85,7 +100,7 @@ impl Reactor {
         mark_dirty(&mut self.dirty, k, c);
         self.set_tcp_liveness(k);
         self.rearm_subscriber(k);
-        subscribed
+        Some(subscribed)
     }
 
     /// When a new subscriber is asked to reconnect: the configured lifetime
@@ -156,9 +171,19 @@ impl Reactor {
                 if c.last_seq >= m.seq || c.flags.close_after_flush {
                     continue;
                 }
-                let Role::Subscriber(sub) = &c.role else {
+                let Role::Subscriber(sub) = &mut c.role else {
                     continue;
                 };
+                if let Some(lp) = sub.longpoll.as_mut() {
+                    c.last_seq = m.seq;
+                    lp.messages.push(m.clone());
+                    if !lp.ready {
+                        lp.ready = true;
+                        self.longpolls_ready.push(key as usize);
+                    }
+                    delivered += 1;
+                    continue;
+                }
                 let bytes = encoded[format_index(sub.format)]
                     .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
                 c.last_seq = m.seq;

@@ -310,7 +310,22 @@ impl Reactor {
             event_type: req.head.headers.event_type.clone(),
             content_type: req.head.headers.content_type.clone(),
         };
-        let receipt = self.hub.publish(Some(self.id), &names, publication);
+        let receipt = match self.hub.publish(Some(self.id), &names, publication) {
+            Ok(r) => r,
+            Err(limit) => {
+                let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+                let keep_alive = req.head.keep_alive && !draining;
+                let bytes = response::error(
+                    &self.shared.responses,
+                    429,
+                    &limit.message(),
+                    keep_alive,
+                    &[],
+                );
+                self.reply(k, bytes, keep_alive);
+                return;
+            }
+        };
         let body = if receipt.channels.len() == 1 {
             let mut v = status::channel_json(&receipt.channels[0]);
             v["id"] = serde_json::Value::String(receipt.id.to_string());
@@ -328,11 +343,18 @@ impl Reactor {
     /// Where a new subscriber starts, from `Last-Event-ID` (header, then
     /// query) or `since` (Unix seconds).
     fn resume_point(head: &RequestHead) -> Resume {
+        let etag = head.headers.if_none_match.as_deref().map(|v| {
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        });
         let last_id = head
             .headers
             .last_event_id
             .clone()
-            .or_else(|| query_param(&head.query, "last_event_id"));
+            .or_else(|| query_param(&head.query, "last_event_id"))
+            .or(etag);
         if let Some(id) = last_id {
             // An id we cannot read is treated as very old: the client gets
             // the whole history and a "missed" signal.
@@ -366,6 +388,7 @@ impl Reactor {
                     kind: ConnKind::Sse,
                     ws: None,
                     head: bytes,
+                    longpoll: None,
                 }
             }
             SubTransport::Stream => {
@@ -380,6 +403,7 @@ impl Reactor {
                     kind: ConnKind::Stream,
                     ws: None,
                     head: response::stream_head(opts, ct, chunked),
+                    longpoll: None,
                 }
             }
             SubTransport::WebSocket => {
@@ -387,12 +411,14 @@ impl Reactor {
                 return;
             }
             SubTransport::LongPoll => {
-                self.fail(k, 501, "transport not available yet", &[]);
+                self.start_longpoll(k, head, requests, resume);
                 return;
             }
         };
         let format = new.format;
-        let subscribed = self.register_subscriber(k, new, requests, resume);
+        let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
+            return;
+        };
         if subscribed.missed && format == WireFormat::Sse {
             let mut bytes = Vec::new();
             sse::encode_event(None, Some("missed"), b"", &mut bytes);

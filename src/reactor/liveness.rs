@@ -177,6 +177,11 @@ impl Reactor {
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
+        if sub.longpoll.is_some() {
+            // The poll's time is up: answer 304 (or what arrived).
+            self.answer_longpoll(k);
+            return;
+        }
         if sub.lifetime_end != 0 && now >= sub.lifetime_end {
             self.say_goodbye(k, CloseCause::Lifetime);
             return;
@@ -214,6 +219,11 @@ impl Reactor {
         let Role::Subscriber(sub) = &c.role else {
             return;
         };
+        if let Some(lp) = &sub.longpoll {
+            let at = lp.deadline;
+            self.set_deadline(k, at);
+            return;
+        }
         let mut next = u32::MAX;
         if self.ping_ticks > 0 {
             // Spread pings over a quarter of the interval, so subscribers

@@ -11,6 +11,7 @@ mod fanout;
 mod http;
 pub mod liveness;
 pub mod local;
+mod longpoll;
 pub mod outqueue;
 pub mod timer;
 mod websocket;
@@ -97,6 +98,10 @@ pub struct Reactor {
     more_to_read: Vec<usize>,
     /// Subscribers found over their queue cap during fanout.
     slow: Vec<usize>,
+    /// Long-polls that received messages this turn (answered before flush).
+    longpolls_ready: Vec<usize>,
+    /// Tick of the last hub upkeep call (reactor 0 does it once a second).
+    last_upkeep: u32,
     next_generation: u32,
     wheel: TimerWheel,
     due: Vec<Entry>,
@@ -136,6 +141,8 @@ impl Reactor {
             dirty: Vec::new(),
             more_to_read: Vec::new(),
             slow: Vec::new(),
+            longpolls_ready: Vec::new(),
+            last_upkeep: 0,
             next_generation: 0,
             wheel: TimerWheel::new(WHEEL_SLOTS),
             due: Vec::new(),
@@ -201,7 +208,9 @@ impl Reactor {
             }
             self.hub.link(self.id).clear_wake();
             let stop = self.drain_inbox();
+            self.finish_longpolls();
             self.run_timers();
+            self.upkeep();
             self.flush_dirty();
             if stop || self.drain_finished() {
                 break;
@@ -369,6 +378,15 @@ impl Reactor {
             self.drop_slow_consumer(k);
         }
         stop
+    }
+
+    /// Reactor 0 asks the hub to expire messages and collect idle channels
+    /// about once a second (the hub has no thread of its own).
+    fn upkeep(&mut self) {
+        if self.id == 0 && self.now >= self.last_upkeep + liveness::TICKS_PER_SEC {
+            self.last_upkeep = self.now;
+            self.hub.maintain();
+        }
     }
 
     /// Graceful shutdown: stop accepting, say goodbye to subscribers, close

@@ -74,8 +74,11 @@ impl Reactor {
                 close_sent: false,
             })),
             head: handshake::response_head(&accept, None, extension.as_deref()),
+            longpoll: None,
         };
-        let subscribed = self.register_subscriber(k, new, requests, resume);
+        let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
+            return;
+        };
         self.queue_replay(k, format, &subscribed.replay);
     }
 
@@ -214,6 +217,10 @@ impl Reactor {
             event_type: None,
             content_type,
         };
-        self.hub.publish(Some(self.id), &names, publication);
+        if let Err(limit) = self.hub.publish(Some(self.id), &names, publication) {
+            // Over max-channels cannot happen for channels it is subscribed
+            // to; keep the connection and drop the message.
+            log::debug!("websocket publish refused: {}", limit.message());
+        }
     }
 }
