@@ -7,9 +7,9 @@
 
 use bytes::Bytes;
 use std::sync::atomic::AtomicU32;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-use crate::proto::{deflate, sse, stream, websocket};
+use crate::proto::{deflate, longpoll, sse, stream, websocket};
 use crate::pubsub::bus::ChannelRef;
 
 /// How a subscriber's socket wants a message framed.
@@ -21,11 +21,42 @@ pub enum WireFormat {
     StreamChunked,
     /// Payload plus separator, for HTTP/1.0 streams without chunking.
     StreamRaw,
+    /// One chunk per message holding a JSON line with id, channel and data
+    /// (`/sub/CH?format=json`).
+    StreamJson,
     /// One unmasked WebSocket frame (text, or binary for binary messages).
-    WebSocket,
-    /// A permessage-deflate frame compressed with this many window bits
-    /// (8..=15); small or incompressible messages fall back to `WebSocket`.
-    WebSocketDeflate(u8),
+    /// `deflate` is the permessage-deflate window (8..=15), 0 when not
+    /// negotiated; `json` wraps each message in a JSON envelope with its id
+    /// (`/ws/CH?format=json`).
+    WebSocket { deflate: u8, json: bool },
+}
+
+impl WireFormat {
+    /// Number of distinct formats (see [`index`](Self::index)).
+    pub const COUNT: usize = 4 + 2 * 9;
+
+    /// A dense index per format, for per-message encoding caches.
+    pub fn index(self) -> usize {
+        match self {
+            WireFormat::Sse => 0,
+            WireFormat::StreamChunked => 1,
+            WireFormat::StreamRaw => 2,
+            WireFormat::StreamJson => 3,
+            WireFormat::WebSocket { deflate, json } => {
+                let window = if deflate == 0 {
+                    0
+                } else {
+                    usize::from(deflate.clamp(8, 15) - 7)
+                };
+                4 + usize::from(json) * 9 + window
+            }
+        }
+    }
+
+    /// True for WebSocket formats.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, WireFormat::WebSocket { .. })
+    }
 }
 
 /// One message as published: immutable once created and shared by `Arc`
@@ -49,12 +80,11 @@ pub struct Message {
     /// In how many channel histories this message is stored; changed only
     /// under the hub's lock (atomic because messages are shared).
     pub stored_copies: AtomicU32,
-    sse: OnceLock<Bytes>,
-    stream_chunked: OnceLock<Bytes>,
-    stream_raw: OnceLock<Bytes>,
-    websocket: OnceLock<Bytes>,
-    /// Indexed by window bits - 8.
-    websocket_deflate: [OnceLock<Bytes>; 8],
+    /// Encodings built so far, by `WireFormat::index`. A short list under
+    /// a lock rather than one cell per format: it is read a few times per
+    /// message (once per reactor and format), and a stored message should
+    /// not carry room for twenty formats it will never use.
+    encodings: Mutex<Vec<(u8, Bytes)>>,
 }
 
 /// What a publisher supplies; the hub adds the sequence number and time.
@@ -95,11 +125,7 @@ impl Message {
             binary,
             payload: p.payload,
             stored_copies: AtomicU32::new(0),
-            sse: OnceLock::new(),
-            stream_chunked: OnceLock::new(),
-            stream_raw: OnceLock::new(),
-            websocket: OnceLock::new(),
-            websocket_deflate: Default::default(),
+            encodings: Mutex::new(Vec::new()),
         }
     }
 
@@ -117,19 +143,40 @@ impl Message {
 
     /// The message in `format`, encoded on first use and shared afterwards.
     pub fn encoded(&self, format: WireFormat, settings: &EncodeSettings) -> Bytes {
-        let cell = match format {
-            WireFormat::Sse => &self.sse,
-            WireFormat::StreamChunked => &self.stream_chunked,
-            WireFormat::StreamRaw => &self.stream_raw,
-            WireFormat::WebSocket => &self.websocket,
-            WireFormat::WebSocketDeflate(bits) => {
-                if self.payload.len() < settings.deflate_min_size {
-                    return self.encoded(WireFormat::WebSocket, settings);
-                }
-                &self.websocket_deflate[usize::from(bits.clamp(8, 15) - 8)]
+        let format = self.effective(format, settings);
+        let index = format.index() as u8;
+        if let Some(b) = self.cached(index) {
+            return b;
+        }
+        // Encode outside the lock (deflate may take a while); if another
+        // reactor raced us, keep its copy so every subscriber shares one.
+        let bytes = self.encode(format, settings);
+        let mut cache = self.encodings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, b)) = cache.iter().find(|(i, _)| *i == index) {
+            return b.clone();
+        }
+        cache.push((index, bytes.clone()));
+        bytes
+    }
+
+    fn cached(&self, index: u8) -> Option<Bytes> {
+        let cache = self.encodings.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Small messages are not worth compressing: they share the plain frame.
+    fn effective(&self, format: WireFormat, settings: &EncodeSettings) -> WireFormat {
+        match format {
+            WireFormat::WebSocket { deflate, json }
+                if deflate != 0 && self.payload.len() < settings.deflate_min_size =>
+            {
+                WireFormat::WebSocket { deflate: 0, json }
             }
-        };
-        cell.get_or_init(|| self.encode(format, settings)).clone()
+            f => f,
+        }
     }
 
     fn encode(&self, format: WireFormat, settings: &EncodeSettings) -> Bytes {
@@ -153,15 +200,30 @@ impl Message {
                 out.extend_from_slice(&self.payload);
                 out.extend_from_slice(&settings.stream_separator);
             }
-            WireFormat::WebSocket => return Bytes::from(self.websocket_frame()),
-            WireFormat::WebSocketDeflate(bits) => {
-                return match deflate::compress(&self.payload, bits) {
-                    // Compression must pay for itself, else share the plain frame.
-                    Some(c) if c.len() < self.payload.len() => {
-                        Bytes::from(websocket::encode_frame(self.opcode(), true, &c))
-                    }
-                    _ => self.encoded(WireFormat::WebSocket, settings),
+            WireFormat::StreamJson => {
+                let line = longpoll::message_json(self).to_string();
+                stream::encode_chunk(line.as_bytes(), b"\n", &mut out)
+            }
+            WireFormat::WebSocket { deflate, json } => {
+                let (opcode, payload) = if json {
+                    let text = longpoll::message_json(self).to_string();
+                    (websocket::Opcode::Text, Bytes::from(text.into_bytes()))
+                } else {
+                    (self.opcode(), self.payload.clone())
                 };
+                if deflate != 0 {
+                    // Compression must pay for itself, else share the plain frame.
+                    match deflate::compress(&payload, deflate) {
+                        Some(c) if c.len() < payload.len() => {
+                            return Bytes::from(websocket::encode_frame(opcode, true, &c))
+                        }
+                        _ => {
+                            return self
+                                .encoded(WireFormat::WebSocket { deflate: 0, json }, settings)
+                        }
+                    }
+                }
+                return Bytes::from(websocket::encode_frame(opcode, false, &payload));
             }
         }
         Bytes::from(out)
@@ -177,10 +239,6 @@ impl Message {
         } else {
             websocket::Opcode::Text
         }
-    }
-
-    fn websocket_frame(&self) -> Vec<u8> {
-        websocket::encode_frame(self.opcode(), false, &self.payload)
     }
 }
 

@@ -17,20 +17,6 @@ use crate::reactor::websocket::WsState;
 use crate::status::{CloseCause, ConnKind, ReactorStats};
 use std::time::Duration;
 
-/// Number of distinct wire formats, for the per-message encoding cache:
-/// SSE, two stream framings, plain WebSocket and eight deflate windows.
-const FORMATS: usize = 12;
-
-fn format_index(f: WireFormat) -> usize {
-    match f {
-        WireFormat::Sse => 0,
-        WireFormat::StreamChunked => 1,
-        WireFormat::StreamRaw => 2,
-        WireFormat::WebSocket => 3,
-        WireFormat::WebSocketDeflate(bits) => 4 + usize::from(bits.clamp(8, 15) - 8),
-    }
-}
-
 /// Everything that describes a subscriber about to be registered.
 pub(super) struct NewSubscriber {
     pub format: WireFormat,
@@ -155,7 +141,7 @@ impl Reactor {
     /// Queues message `m` on every local subscriber of its channels. The
     /// payload is encoded at most once per wire format (shared `Bytes`).
     pub(super) fn fan_out(&mut self, m: &Arc<Message>) {
-        let mut encoded: [Option<Bytes>; FORMATS] = Default::default();
+        let mut encoded: [Option<Bytes>; WireFormat::COUNT] = Default::default();
         let mut delivered = 0u64;
         let max_queued = self.shared.config.max_queued_bytes;
         for ch in m.channels.iter() {
@@ -184,7 +170,7 @@ impl Reactor {
                     delivered += 1;
                     continue;
                 }
-                let bytes = encoded[format_index(sub.format)]
+                let bytes = encoded[sub.format.index()]
                     .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
                 c.last_seq = m.seq;
                 // Over the cap *before* this message: an empty queue always
@@ -234,7 +220,15 @@ impl Reactor {
                 ),
                 WireFormat::StreamChunked => goodbye.extend_from_slice(stream::LAST_CHUNK),
                 WireFormat::StreamRaw => {}
-                WireFormat::WebSocket | WireFormat::WebSocketDeflate(_) => {
+                WireFormat::StreamJson => {
+                    let mut line =
+                        serde_json::json!({"event": "channel_deleted", "channel": &*ch.name})
+                            .to_string();
+                    line.push('\n');
+                    stream::encode_chunk(line.as_bytes(), b"", &mut goodbye);
+                    goodbye.extend_from_slice(stream::LAST_CHUNK);
+                }
+                WireFormat::WebSocket { .. } => {
                     goodbye = websocket::encode_close(1000, "channel deleted")
                 }
             }

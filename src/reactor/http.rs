@@ -10,7 +10,7 @@ use crate::http::chunked::BodyReader;
 use crate::http::request::{parse_head, query_param, BodyKind, Limits, Method, RequestHead};
 use crate::http::response;
 use crate::http::route::{route, Route, SubTransport};
-use crate::proto::sse;
+use crate::proto::{sse, stream};
 use crate::pubsub::hub::{ChannelRequest, Resume};
 use crate::pubsub::message::{Publication, WireFormat};
 use crate::reactor::liveness::secs_to_ticks;
@@ -393,9 +393,16 @@ impl Reactor {
             }
             SubTransport::Stream => {
                 let chunked = head.minor_version >= 1;
-                let ct = "text/plain; charset=utf-8";
+                let json = chunked && wants_json(head);
+                let ct = if json {
+                    "application/x-ndjson"
+                } else {
+                    "text/plain; charset=utf-8"
+                };
                 NewSubscriber {
-                    format: if chunked {
+                    format: if json {
+                        WireFormat::StreamJson
+                    } else if chunked {
                         WireFormat::StreamChunked
                     } else {
                         WireFormat::StreamRaw
@@ -419,11 +426,39 @@ impl Reactor {
         let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
             return;
         };
-        if subscribed.missed && format == WireFormat::Sse {
+        if subscribed.missed {
+            // The gap signal, in-band for the formats that carry ids; raw
+            // streams have no room for it (docs/API.md).
             let mut bytes = Vec::new();
-            sse::encode_event(None, Some("missed"), b"", &mut bytes);
+            match format {
+                WireFormat::Sse => {
+                    let requested = match resume {
+                        Resume::AfterSeq(s) => s.to_string(),
+                        _ => String::new(),
+                    };
+                    sse::encode_event(None, Some("missed"), requested.as_bytes(), &mut bytes)
+                }
+                WireFormat::StreamJson => {
+                    stream::encode_chunk(missed_json(resume).as_bytes(), b"\n", &mut bytes)
+                }
+                _ => {}
+            }
             self.send(k, bytes);
         }
         self.queue_replay(k, format, &subscribed.replay);
     }
+}
+
+/// `?format=json`: messages as JSON envelopes carrying their ids.
+pub(super) fn wants_json(head: &RequestHead) -> bool {
+    query_param(&head.query, "format").is_some_and(|f| f == "json")
+}
+
+/// The "messages were missed" signal of the JSON formats.
+pub(super) fn missed_json(resume: Resume) -> String {
+    let requested = match resume {
+        Resume::AfterSeq(s) => Some(s.to_string()),
+        _ => None,
+    };
+    serde_json::json!({ "event": "missed", "last_event_id": requested }).to_string()
 }

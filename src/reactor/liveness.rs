@@ -193,9 +193,11 @@ impl Reactor {
         if ping_ticks > 0 && now.saturating_sub(c.last_write) >= ping_ticks {
             let ping = match sub.format {
                 WireFormat::Sse => self.shared.pings.sse.clone(),
-                WireFormat::StreamChunked => self.shared.pings.stream_chunked.clone(),
+                WireFormat::StreamChunked | WireFormat::StreamJson => {
+                    self.shared.pings.stream_chunked.clone()
+                }
                 WireFormat::StreamRaw => self.shared.pings.stream_raw.clone(),
-                WireFormat::WebSocket | WireFormat::WebSocketDeflate(_) => {
+                WireFormat::WebSocket { .. } => {
                     if sub.pong_due == 0 {
                         sub.pong_due = now + pong_ticks;
                     }
@@ -262,9 +264,11 @@ impl Reactor {
         let mut bye = Vec::new();
         match sub.format {
             WireFormat::Sse => sse::encode_retry(retry, &mut bye),
-            WireFormat::StreamChunked => bye.extend_from_slice(stream::LAST_CHUNK),
+            WireFormat::StreamChunked | WireFormat::StreamJson => {
+                bye.extend_from_slice(stream::LAST_CHUNK)
+            }
             WireFormat::StreamRaw => {}
-            WireFormat::WebSocket | WireFormat::WebSocketDeflate(_) => {
+            WireFormat::WebSocket { .. } => {
                 bye = crate::proto::websocket::encode_close(1001, "server going away")
             }
         }
@@ -283,10 +287,7 @@ impl Reactor {
         };
         c.out.clear();
         if let Role::Subscriber(sub) = &c.role {
-            if matches!(
-                sub.format,
-                WireFormat::WebSocket | WireFormat::WebSocketDeflate(_)
-            ) {
+            if sub.format.is_websocket() {
                 let frame = crate::proto::websocket::encode_close(1008, "slow consumer");
                 let _ = std::io::Write::write(&mut c.socket, &frame);
             }

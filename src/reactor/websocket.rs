@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::conn::Role;
 use super::fanout::NewSubscriber;
+use super::http::{missed_json, wants_json};
 use super::Reactor;
 use crate::http::request::{Method, RequestHead};
 use crate::proto::websocket::{encode_close, encode_frame, MessageReader, Opcode, WsEvent};
@@ -58,12 +59,18 @@ impl Reactor {
         } else {
             None
         };
+        // `?format=json`: each message as a JSON envelope with its id, so
+        // the client can resume with `last_event_id`.
+        let json = wants_json(head);
         let (format, extension) = match negotiated {
             Some((params, response)) => (
-                WireFormat::WebSocketDeflate(params.server_max_window_bits),
+                WireFormat::WebSocket {
+                    deflate: params.server_max_window_bits,
+                    json,
+                },
                 Some(response),
             ),
-            None => (WireFormat::WebSocket, None),
+            None => (WireFormat::WebSocket { deflate: 0, json }, None),
         };
         let reader = MessageReader::new(self.shared.config.max_message_size, extension.is_some());
         let new = NewSubscriber {
@@ -79,6 +86,10 @@ impl Reactor {
         let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
             return;
         };
+        if subscribed.missed && json {
+            let signal = missed_json(resume);
+            self.send(k, encode_frame(Opcode::Text, false, signal.as_bytes()));
+        }
         self.queue_replay(k, format, &subscribed.replay);
     }
 
