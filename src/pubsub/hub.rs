@@ -157,6 +157,9 @@ struct HubState {
     /// Channels that went idle, in time order, for garbage collection.
     idle: VecDeque<(Arc<str>, u64, u64)>,
     published_messages: u64,
+    /// Sum of all channels' subscribers (kept, not summed: /status must
+    /// not walk a million channels under the lock).
+    subscribers: u64,
     channels_collected: u64,
     messages_expired: u64,
 }
@@ -206,6 +209,7 @@ impl Hub {
                 store: StoreAccount::default(),
                 idle: VecDeque::new(),
                 published_messages: 0,
+                subscribers: 0,
                 channels_collected: 0,
                 messages_expired: 0,
             }),
@@ -372,6 +376,7 @@ impl Hub {
         let mut replay: Vec<Arc<Message>> = Vec::new();
         let mut missed = false;
         let current = st.seq;
+        st.subscribers += requests.len() as u64;
         for req in requests {
             let ch = self.channel_entry(&mut st, &req.name);
             ch.subscribers += 1;
@@ -427,9 +432,11 @@ impl Hub {
         let mut st = self.lock();
         let now = now_ms();
         for c in channels {
+            let st = &mut *st;
             if let Some(ch) = st.channels.get_mut(&*c.name) {
-                if ch.id == c.id {
-                    ch.subscribers = ch.subscribers.saturating_sub(1);
+                if ch.id == c.id && ch.subscribers > 0 {
+                    st.subscribers -= 1;
+                    ch.subscribers -= 1;
                     ch.per_reactor[r] = ch.per_reactor[r].saturating_sub(1);
                     st.note_if_idle(&c.name, now);
                 }
@@ -473,6 +480,7 @@ impl Hub {
         let mut st = self.lock();
         let mut ch = st.channels.remove(name)?;
         st.store.drop_history(&mut ch.history);
+        st.subscribers -= ch.subscribers;
         let mut info = ch.info();
         info.stored_messages = 0;
         let cref = ch.channel_ref();
@@ -497,7 +505,7 @@ impl Hub {
         let st = self.lock();
         HubTotals {
             channels: st.channels.len() as u64,
-            subscribers: st.channels.values().map(|c| c.subscribers).sum(),
+            subscribers: st.subscribers,
             published_messages: st.published_messages,
             stored_messages: st.store.live_messages,
             stored_bytes: st.store.bytes,

@@ -522,10 +522,13 @@ impl Reactor {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
             // Best effort: push out what is queued (a goodbye) without waiting.
-            if let Some(c) = self.conns.get_mut(k) {
-                let _ = c.out.write_to(&mut c.socket);
-            }
-            self.close(k, Some(CloseCause::Shutdown));
+            let Some(c) = self.conns.get_mut(k) else {
+                continue;
+            };
+            let _ = c.out.write_to(&mut c.socket);
+            // A connection already closing was counted under its own cause.
+            let cause = (!c.flags.close_after_flush).then_some(CloseCause::Shutdown);
+            self.close(k, cause);
         }
     }
 }
