@@ -2031,9 +2031,21 @@ fn floor_entry(args: &[String]) -> i32 {
     }
 }
 
+/// Listener with a 4096 backlog (mio's default is 1024; crier and nginx use 4096 too), so
+/// connect bursts are not slowed by SYN retransmits.
+fn floor_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(TcpListener::from_std(s.into()))
+}
+
 fn run_floor(addr: SocketAddr) -> Res<()> {
     let poll = Poll::new().map_err(|e| e.to_string())?;
-    let mut listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let mut listener = floor_listener(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| e.to_string())?;
