@@ -2,7 +2,10 @@
 //! one vectored write per loop turn.
 //!
 //! Entries are `Bytes`, so a message encoded once is referenced (not
-//! copied) by every subscriber's queue. An empty queue owns no heap memory.
+//! copied) by every subscriber's queue. The first chunk is stored inline:
+//! the common case — one message (or one reply) per flush — allocates
+//! nothing per connection, and an idle connection owns no heap. Only a
+//! backlog of several chunks spills into a boxed ring, freed when it drains.
 
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -14,8 +17,13 @@ const MAX_IOVECS: usize = 64;
 /// Unsent bytes of one connection.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    chunks: VecDeque<Bytes>,
-    queued: usize,
+    /// The oldest unsent chunk (partially written chunks are advanced).
+    head: Option<Bytes>,
+    /// Chunks after `head`, only while there are any.
+    rest: Option<Box<VecDeque<Bytes>>>,
+    /// Bytes queued; a subscriber is cut off far below 4 GiB
+    /// (`max-queued-bytes`) and replies are bounded by the read throttle.
+    queued: u32,
 }
 
 /// Result of a flush attempt.
@@ -33,8 +41,16 @@ impl OutQueue {
         if chunk.is_empty() {
             return;
         }
-        self.queued += chunk.len();
-        self.chunks.push_back(chunk);
+        self.queued = self
+            .queued
+            .saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
+        if self.head.is_none() {
+            self.head = Some(chunk);
+        } else {
+            self.rest
+                .get_or_insert_with(Default::default)
+                .push_back(chunk);
+        }
     }
 
     /// Appends bytes owned by this connection alone (replies, handshakes).
@@ -44,18 +60,17 @@ impl OutQueue {
 
     /// True when nothing is waiting to be written.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.head.is_none()
     }
 
     /// Bytes waiting to be written (the backpressure measure).
     pub fn queued_bytes(&self) -> usize {
-        self.queued
+        self.queued as usize
     }
 
     /// Drops everything queued (the connection is going away).
     pub fn clear(&mut self) {
-        self.chunks = VecDeque::new();
-        self.queued = 0;
+        *self = OutQueue::default();
     }
 
     /// Writes as much as the socket takes, many chunks per syscall. Returns
@@ -63,49 +78,56 @@ impl OutQueue {
     /// `WouldBlock` mean the peer is gone.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<(usize, Flushed)> {
         let mut total = 0;
-        while !self.chunks.is_empty() {
-            let n = {
-                // On the stack: this runs once per subscriber per loop turn.
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut count = 0;
-                for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
-                    *slot = IoSlice::new(chunk);
-                    count += 1;
-                }
-                match w.write_vectored(&slices[..count]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return Ok((total, Flushed::Blocked))
+        while let Some(head) = &self.head {
+            let result = match self.rest.as_deref() {
+                None => w.write(head),
+                Some(rest) => {
+                    // On the stack: this runs once per subscriber per turn.
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    slices[0] = IoSlice::new(head);
+                    let mut count = 1;
+                    for (slot, chunk) in slices[1..].iter_mut().zip(rest.iter()) {
+                        *slot = IoSlice::new(chunk);
+                        count += 1;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    w.write_vectored(&slices[..count])
                 }
             };
-            total += n;
-            self.consume(n);
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    total += n;
+                    self.consume(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((total, Flushed::Blocked))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
         }
-        // Release the storage as soon as the queue drains: an idle
-        // connection must own no heap (a kept 4-slot ring is 128 bytes per
-        // connection, more than the rest of an idle subscriber). The cost
-        // is one small allocation per write burst.
-        self.chunks = VecDeque::new();
         Ok((total, Flushed::All))
     }
 
     fn consume(&mut self, mut n: usize) {
-        self.queued -= n;
+        self.queued = self.queued.saturating_sub(n as u32);
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(head) = self.head.as_mut() else {
                 break;
             };
-            if n >= front.len() {
-                n -= front.len();
-                self.chunks.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
+            if n < head.len() {
+                head.advance(n);
+                return;
             }
+            n -= head.len();
+            self.head = self.rest.as_mut().and_then(|r| r.pop_front());
+        }
+        if self.head.is_none() || self.rest.as_ref().is_some_and(|r| r.is_empty()) {
+            // Free the ring as soon as it is not needed.
+            self.rest = None;
+        }
+        if self.head.is_none() {
+            self.queued = 0;
         }
     }
 }
@@ -147,17 +169,21 @@ mod tests {
         }
     }
 
+    fn trickle(limit: usize, block_after: usize) -> Trickle {
+        Trickle {
+            out: vec![],
+            limit,
+            calls: 0,
+            block_after,
+        }
+    }
+
     #[test]
     fn partial_writes_resume_at_the_right_offset() {
         let mut q = OutQueue::default();
         q.push(Bytes::from_static(b"hello "));
         q.push(Bytes::from_static(b"world"));
-        let mut w = Trickle {
-            out: vec![],
-            limit: 4,
-            calls: 0,
-            block_after: 2,
-        };
+        let mut w = trickle(4, 2);
         let (n, f) = q.write_to(&mut w).unwrap();
         assert_eq!((n, f), (8, Flushed::Blocked));
         assert_eq!(q.queued_bytes(), 3);
@@ -165,6 +191,7 @@ mod tests {
         assert_eq!(q.write_to(&mut w).unwrap(), (3, Flushed::All));
         assert_eq!(w.out, b"hello world");
         assert!(q.is_empty());
+        assert!(q.rest.is_none());
     }
 
     #[test]
@@ -173,14 +200,32 @@ mod tests {
         for _ in 0..10 {
             q.push(Bytes::from_static(b"abc"));
         }
-        let mut w = Trickle {
-            out: vec![],
-            limit: 1000,
-            calls: 0,
-            block_after: usize::MAX,
-        };
+        let mut w = trickle(1000, usize::MAX);
         q.write_to(&mut w).unwrap();
         assert_eq!(w.calls, 1);
         assert_eq!(w.out.len(), 30);
+        assert!(q.is_empty() && q.rest.is_none());
+    }
+
+    #[test]
+    fn a_single_chunk_needs_no_ring() {
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"one"));
+        assert!(q.rest.is_none());
+        let mut w = trickle(2, usize::MAX);
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.out, b"one");
+    }
+
+    #[test]
+    fn more_than_max_iovecs_chunks() {
+        let mut q = OutQueue::default();
+        for i in 0..200u8 {
+            q.push(Bytes::from(vec![i]));
+        }
+        let mut w = trickle(usize::MAX / 2, usize::MAX);
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.out, (0..200u8).collect::<Vec<_>>());
+        assert!(w.calls >= 4);
     }
 }
