@@ -19,7 +19,9 @@ const MAX_IOVECS: usize = 64;
 pub struct OutQueue {
     /// The oldest unsent chunk (partially written chunks are advanced).
     head: Option<Bytes>,
-    /// Chunks after `head`, only while there are any.
+    /// Chunks after `head`, only while there are any. Boxed on purpose:
+    /// 8 bytes inline instead of 32 on every one of a million connections.
+    #[allow(clippy::box_collection)]
     rest: Option<Box<VecDeque<Bytes>>>,
     /// Bytes queued; a subscriber is cut off far below 4 GiB
     /// (`max-queued-bytes`) and replies are bounded by the read throttle.
