@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crier::config::{Config, Overrides};
-use crier::{logging, Server};
+use crier::{hostcheck, logging, Server};
 
 /// crier — a push-stream edge server. Publish with
 /// `curl -d hello 'http://127.0.0.1:8080/pub?id=news'`, subscribe with
@@ -17,12 +17,26 @@ struct Cli {
     /// TOML config file; keys are the long flag names (flags win).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Do not serve: report what stands between this host and N connections
+    /// (open-files limits, backlogs, memory, tcp_mem, buffers, conntrack).
+    #[arg(long, value_name = "N")]
+    check_host: Option<u64>,
     #[command(flatten)]
     overrides: Overrides,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.check_host {
+        let facts = hostcheck::HostFacts::read();
+        let findings = hostcheck::check(&facts, n, &hostcheck::Budget::default());
+        print!("{}", hostcheck::render(&findings, n));
+        return if findings.iter().all(|f| f.ok) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let mut config = match &cli.config {
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,
