@@ -84,6 +84,16 @@ impl TimerWheel {
         self.slots.iter().map(Vec::len).sum()
     }
 
+    /// Heap bytes reserved by the slots (for the timer benchmark).
+    pub fn capacity_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Vec<Entry>>()
+            + self
+                .slots
+                .iter()
+                .map(|s| s.capacity() * std::mem::size_of::<Entry>())
+                .sum::<usize>()
+    }
+
     /// True when no entry is scheduled.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
