@@ -576,3 +576,100 @@ impl StreamClient {
             .expect("stream ended with the last chunk unexpectedly")
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the history, resume and long-poll tests.
+
+/// A WebSocket subscriber (tungstenite) that reads the JSON envelopes of
+/// `/ws/...?format=json`.
+pub struct WsJsonClient {
+    pub ws: tungstenite::WebSocket<TcpStream>,
+}
+
+impl WsJsonClient {
+    /// Opens `ws://ADDR{path}`; the subscription is registered once the
+    /// handshake response has been read.
+    pub fn connect(addr: SocketAddr, path: &str) -> WsJsonClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (ws, resp) = tungstenite::client(format!("ws://{addr}{path}"), stream)
+            .unwrap_or_else(|e| panic!("WebSocket handshake for {path} failed: {e}"));
+        assert_eq!(resp.status().as_u16(), 101, "upgrade {path}");
+        WsJsonClient { ws }
+    }
+
+    /// The next text message, parsed as JSON (pings are answered by
+    /// tungstenite and skipped).
+    pub fn next_json(&mut self) -> serde_json::Value {
+        loop {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    return serde_json::from_str(&t)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {t:?}"))
+                }
+                Ok(tungstenite::Message::Ping(_)) | Ok(tungstenite::Message::Pong(_)) => {}
+                Ok(other) => panic!("unexpected WebSocket message {other:?}"),
+                Err(e) => panic!("WebSocket read failed: {e}"),
+            }
+        }
+    }
+}
+
+/// A publisher on one keep-alive connection (raw HTTP/1.1).
+pub struct KeepAlivePublisher {
+    pub conn: Conn,
+}
+
+impl KeepAlivePublisher {
+    pub fn connect(addr: SocketAddr) -> KeepAlivePublisher {
+        KeepAlivePublisher {
+            conn: Conn::connect(addr),
+        }
+    }
+
+    /// Publishes `body` to `channels`; asserts 200 and a kept-alive
+    /// connection; returns the message id.
+    pub fn publish(&mut self, channels: &str, body: &[u8]) -> u64 {
+        let mut req = format!(
+            "POST /pub?id={channels} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.conn.write(&req);
+        let r = self.conn.read_response();
+        assert_eq!(r.status, 200, "publish: {}", r.text());
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+        id_of(&r.json())
+    }
+}
+
+/// Sends one long-poll `GET path` on `conn` with extra raw header lines
+/// (each ending in CRLF) and reads the whole answer.
+pub fn longpoll_on(conn: &mut Conn, path: &str, extra: &str) -> Response {
+    conn.write(format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes());
+    conn.read_response()
+}
+
+/// The figures of channel `ch` (`GET /pub?id=CH`), or None on 404.
+pub fn channel_info(addr: SocketAddr, ch: &str) -> Option<serde_json::Value> {
+    let r = call(agent().get(&url(addr, &format!("/pub?id={ch}"))));
+    match r.status() {
+        200 => Some(json_of(r)),
+        404 => None,
+        s => panic!("GET /pub?id={ch}: status {s}"),
+    }
+}
+
+/// Waits until channel `ch` has at least `n` subscribers.
+pub fn wait_subscribers(addr: SocketAddr, ch: &str, n: u64) {
+    poll_until(
+        &format!("{n} subscriber(s) on {ch}"),
+        || match channel_info(addr, ch) {
+            Some(v) if v["subscribers"].as_u64() >= Some(n) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+}
