@@ -157,6 +157,11 @@ struct HubState {
     /// Channels that went idle, in time order, for garbage collection.
     idle: VecDeque<(Arc<str>, u64, u64)>,
     published_messages: u64,
+    /// The newest message id dropped with a collected or deleted channel.
+    /// A channel created later starts its gap marker there: a client
+    /// resuming from before it may have missed messages of the channel's
+    /// earlier incarnation (conservative: it cannot tell which channel).
+    forgotten_with_channels: u64,
     /// Sum of all channels' subscribers (kept, not summed: /status must
     /// not walk a million channels under the lock).
     subscribers: u64,
@@ -209,6 +214,7 @@ impl Hub {
                 store: StoreAccount::default(),
                 idle: VecDeque::new(),
                 published_messages: 0,
+                forgotten_with_channels: 0,
                 subscribers: 0,
                 channels_collected: 0,
                 messages_expired: 0,
@@ -260,7 +266,7 @@ impl Hub {
                     per_reactor: vec![0; self.links.len()].into(),
                     published: 0,
                     last_seq: None,
-                    history: History::new(self.first_seq),
+                    history: History::new(self.first_seq.max(st.forgotten_with_channels)),
                     idle_since: None,
                 },
             );
@@ -468,7 +474,10 @@ impl Hub {
                 .get(&*name)
                 .is_some_and(|c| c.id == id && c.idle_since == Some(since) && c.is_idle());
             if still_idle {
-                st.channels.remove(&*name);
+                if let Some(ch) = st.channels.remove(&*name) {
+                    st.forgotten_with_channels =
+                        st.forgotten_with_channels.max(ch.history.forgotten_through);
+                }
                 st.channels_collected += 1;
             }
         }
@@ -480,6 +489,7 @@ impl Hub {
         let mut st = self.lock();
         let mut ch = st.channels.remove(name)?;
         st.store.drop_history(&mut ch.history);
+        st.forgotten_with_channels = st.forgotten_with_channels.max(ch.history.forgotten_through);
         st.subscribers -= ch.subscribers;
         let mut info = ch.info();
         info.stored_messages = 0;

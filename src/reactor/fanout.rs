@@ -210,6 +210,15 @@ impl Reactor {
             let Role::Subscriber(sub) = &c.role else {
                 continue;
             };
+            if sub.longpoll.is_some() {
+                self.abort_longpoll(k);
+                ReactorStats::add(
+                    &self.shared.stats.reactors[self.id].closed_by_server
+                        [CloseCause::ChannelDeleted as usize],
+                    1,
+                );
+                continue;
+            }
             let mut goodbye = Vec::new();
             match sub.format {
                 WireFormat::Sse => sse::encode_event(

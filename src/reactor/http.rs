@@ -167,9 +167,10 @@ impl Reactor {
                     }
                 }
                 // Became a subscriber. WebSocket frames sent right behind
-                // the handshake are kept; anything else is ignored.
+                // the handshake, and requests pipelined behind a long-poll,
+                // are kept; anything else is ignored.
                 Role::Subscriber(s) => {
-                    if s.ws.is_some() {
+                    if s.ws.is_some() || s.longpoll.is_some() {
                         c.pending_in = data[pos..].to_vec();
                     }
                     return (data.len(), completed);

@@ -92,6 +92,15 @@ impl Reactor {
     /// Sends the answer (200 with messages, or 304 when there are none) and
     /// turns the connection back into a keep-alive HTTP connection.
     pub(super) fn answer_longpoll(&mut self, k: usize) {
+        self.end_longpoll(k, None);
+    }
+
+    /// Ends a waiting long-poll because its channel was deleted: `404`.
+    pub(super) fn abort_longpoll(&mut self, k: usize) {
+        self.end_longpoll(k, Some("channel deleted"));
+    }
+
+    fn end_longpoll(&mut self, k: usize, deleted: Option<&str>) {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
@@ -109,7 +118,9 @@ impl Reactor {
         c.role = Role::Http(None);
         let keep_alive = lp.keep_alive && !c.flags.draining;
         let opts = &self.shared.responses;
-        let bytes = if lp.messages.is_empty() && !lp.missed {
+        let bytes = if let Some(reason) = deleted {
+            response::error(opts, 404, reason, keep_alive, &[])
+        } else if lp.messages.is_empty() && !lp.missed {
             let id = lp.position.to_string();
             response::full(
                 opts,
@@ -150,6 +161,13 @@ impl Reactor {
         if keep_alive {
             let idle = self.now + secs_to_ticks(self.shared.config.idle_timeout);
             self.set_deadline(k, idle);
+            // Serve what the client pipelined behind the poll, next turn.
+            if let Some(c) = self.conns.get_mut(k) {
+                c.flags.read_paused = false;
+                if !c.pending_in.is_empty() {
+                    self.more_to_read.push(k);
+                }
+            }
         } else {
             self.close_after_flush(k, None);
         }

@@ -150,7 +150,7 @@ impl Reactor {
             now: 1,
             ping_ticks: secs_to_ticks(cfg.ping_interval),
             pong_ticks: secs_to_ticks(cfg.pong_timeout),
-            jitter: Jitter::new(seed.wrapping_add(setup.id as u64 * 0x9E37_79B9_7F4A_7C15)),
+            jitter: Jitter::new(seed.wrapping_add((setup.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
             accept_paused_until: 0,
             drain_until: None,
             omit_body: false,
@@ -355,6 +355,15 @@ impl Reactor {
             match &c.role {
                 Role::Http(_) => self.on_http_input(k, &scratch[..n]),
                 Role::Subscriber(s) if s.ws.is_some() => self.on_ws_input(k, &scratch[..n]),
+                // A request pipelined behind a waiting long-poll: kept (up
+                // to one request head) and served after the answer.
+                Role::Subscriber(s) if s.longpoll.is_some() => {
+                    if c.pending_in.len() + n > self.shared.config.max_header_bytes {
+                        c.flags.read_paused = true;
+                    } else {
+                        c.pending_in.extend_from_slice(&scratch[..n]);
+                    }
+                }
                 // SSE and stream subscribers have nothing to say; we read
                 // only to notice EOF or RST at once, and discard the rest.
                 Role::Subscriber(_) => {}
