@@ -673,3 +673,270 @@ pub fn wait_subscribers(addr: SocketAddr, ch: &str, n: u64) {
         },
     )
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the liveness, backpressure, drain and fd-exhaustion tests.
+// ---------------------------------------------------------------------------
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+
+impl Conn {
+    /// Wraps an already connected stream (e.g. one made with socket2 to
+    /// set options before connecting); sets the usual timeouts.
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
+        }
+    }
+
+    /// Bytes already read from the socket but not handed out yet (for
+    /// switching to a hand-rolled reader).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        self.compact();
+        std::mem::take(&mut self.buf)
+    }
+
+    /// `GET path` on this keep-alive connection; returns the response.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.write(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        self.read_response()
+    }
+
+    /// `/status` over this keep-alive connection (for servers where a new
+    /// connection may not be accepted: max-connections, no descriptors).
+    pub fn status(&mut self) -> serde_json::Value {
+        let r = self.get("/status");
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()
+    }
+
+    /// `POST /pub?id=channels` on this keep-alive connection; asserts 200.
+    pub fn publish(&mut self, channels: &str, body: &[u8]) -> serde_json::Value {
+        self.write(
+            format!(
+                "POST /pub?id={channels} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.write(body);
+        let r = self.read_response();
+        assert_eq!(r.status, 200, "publish to {channels}: {r:?}");
+        r.json()
+    }
+
+    /// Reads until the peer closes (EOF or RST) and returns what came
+    /// first; panics if it is still open after `within`.
+    pub fn read_until_closed(&mut self, within: Duration) -> Vec<u8> {
+        let mut got = self.take_buffered();
+        let deadline = Instant::now() + within;
+        let mut tmp = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "still open after {within:?}; got {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&tmp[..n]),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("waiting for close: {e}"),
+            }
+        }
+    }
+
+    /// Reads and discards until the peer closes (EOF or reset) and returns
+    /// how many bytes came first; panics if nothing happens within
+    /// `timeout`.
+    pub fn drain_until_closed(&mut self, timeout: Duration) -> usize {
+        let mut total = self.take_buffered().len();
+        let deadline = Instant::now() + timeout;
+        let mut tmp = vec![0u8; 64 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "connection still open after {timeout:?} ({total} bytes read)"
+            );
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return total,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return total,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("waiting for close after {total} bytes: {e}"),
+            }
+        }
+    }
+}
+
+/// Connects to `addr` with SO_RCVBUF set to `rcvbuf` before the
+/// handshake, so the advertised window stays tiny: a client that never
+/// reads then backs the server's output up after a few kilobytes.
+pub fn connect_small_rcvbuf(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    s.set_recv_buffer_size(rcvbuf).unwrap();
+    s.connect(&addr.into()).expect("connect");
+    let stream: TcpStream = s.into();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream
+}
+
+/// Like [`poll_status`] with an explicit deadline.
+pub fn poll_status_within(
+    addr: SocketAddr,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = status(addr);
+        if pred(&s) {
+            return s;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for {what}; last: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A number in a status document by JSON pointer (`/connections/http`);
+/// panics if missing.
+pub fn num(s: &serde_json::Value, pointer: &str) -> u64 {
+    s.pointer(pointer)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("no number at {pointer} in {s}"))
+}
+
+/// The `crier` binary running as a child process (for signals, resource
+/// limits and a clean RSS figure). Killed on drop whatever happens.
+pub struct ChildServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl ChildServer {
+    /// Starts `crier --listen 127.0.0.1:0 ARGS` and waits for its
+    /// "listening on" log line to learn the port.
+    pub fn spawn(args: &[&str]) -> ChildServer {
+        Self::spawn_with_nofile(args, None)
+    }
+
+    /// Like [`spawn`](Self::spawn), with RLIMIT_NOFILE (soft and hard, so
+    /// the server cannot raise it) set to `nofile` in the child.
+    pub fn spawn_with_nofile(args: &[&str], nofile: Option<u64>) -> ChildServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crier"));
+        cmd.args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: runs in the forked child before exec and calls only
+            // setrlimit, which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn crier");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        if let Some(addr) = rest.split_whitespace().next() {
+                            let _ = tx.send(addr.to_string());
+                        }
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let mut server = ChildServer {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(a) => server.addr = a.parse().expect("address in log line"),
+            Err(_) => panic!("crier did not start; log:\n{}", server.log()),
+        }
+        server
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `sig` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with our own child's pid.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
