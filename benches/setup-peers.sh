@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the comparison peers for benches/loadgen.rs: nginx with the nchan module
+# Installs the comparison peers for benches/loadgen/: nginx with the nchan module
 # (Debian packages). Idempotent: does nothing when both are already present.
 # The harness never installs anything itself; it only starts nginx with its own
 # prefix and config (benches/peers/nchan.conf), so the system nginx service is untouched.

@@ -1,0 +1,196 @@
+//! Command line: the options of a harness run, their defaults and the usage text.
+//! Kept apart so every other module reads settled values from `Opts` instead of flags.
+
+use std::env;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::client::Transport;
+use crate::peers::Peer;
+use crate::scenarios::Scenario;
+use crate::Res;
+
+/// Per-process subscriber count; stays clear of the 20000 open-files hard limit.
+const DEFAULT_PER_CLIENT: usize = 9000;
+
+/// Every setting of a harness run: the defaults with the flags applied.
+pub struct Opts {
+    pub scenarios: Vec<Scenario>,
+    pub peers: Vec<Peer>,
+    pub runs: usize,
+    pub subs: Option<usize>,
+    pub messages: Option<usize>,
+    pub size: usize,
+    pub rate: f64,
+    pub burst: bool,
+    pub transports: Option<Vec<Transport>>,
+    pub channels: usize,
+    pub publishers: usize,
+    pub sizes: Vec<usize>,
+    pub per_client: usize,
+    pub concurrency: usize,
+    pub crier_bin: PathBuf,
+    pub server_workers: usize,
+    pub server_args: Vec<String>,
+    pub target: Option<SocketAddr>,
+    pub server_cmd: Option<String>,
+    pub server_pid: Option<i32>,
+    pub nchan_conf: PathBuf,
+    pub wait_s: u64,
+    pub seed: u64,
+}
+
+impl Opts {
+    /// Subscribers for fanout, channels and connect-rate: `--subs`, default 10,000.
+    pub fn subscribers(&self) -> usize {
+        self.subs.unwrap_or(10_000)
+    }
+
+    /// Messages to publish in `scenario`: `--messages`, default 200 for fanout and 20,000
+    /// for channels.
+    pub fn message_count(&self, scenario: Scenario) -> usize {
+        let default = if scenario == Scenario::Channels {
+            20_000
+        } else {
+            200
+        };
+        self.messages.unwrap_or(default)
+    }
+}
+
+pub const USAGE: &str = "\
+usage: cargo bench --bench loadgen -- <scenario> [options]
+scenarios: idle-memory | fanout | channels | connect-rate | all (every scenario)
+  --peer crier|floor|nchan|all   server(s) to measure, comma list allowed (default crier;
+                                 several peers add a comparison table with ratios)
+  --runs K                       repetitions, medians reported (default 3)
+  --transport T[,T..]            sse | ws | ws-deflate (scenario default otherwise)
+  --subs N                       subscribers (default 10000)
+  --messages M                   messages (fanout 200, channels 20000)
+  --size S                       payload bytes (default 128)
+  --rate R | --burst             fanout publishing: R msgs/s (default 20) or back-to-back
+  --channels C                   channels scenario: channel count (default 1000)
+  --publishers P                 channels scenario: publisher connections (default 4)
+  --sizes A,B,C                  idle-memory subscriber counts (default 1000,10000,19000)
+  --per-client N                 subscribers per client process (default 9000)
+  --concurrency N                handshakes in flight per client process (default 256)
+  --crier-bin PATH               crier binary (default target/release/crier, or $CRIER_BIN)
+  --server-workers N             crier --workers (default 1)
+  --server-arg ARG               extra crier argument (repeatable)
+  --target http://HOST:PORT      use a running server (memory/CPU need --server-pid)
+  --server-cmd 'CMD {port}'      start this command as the server ({port}, {addr})
+  --nchan-conf PATH              nginx/nchan template (default benches/peers/nchan.conf)
+  --wait S                       max seconds to wait for deliveries (default 60)";
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn parse_list<T>(v: &str, f: impl Fn(&str) -> Res<T>) -> Res<Vec<T>> {
+    v.split(',').filter(|s| !s.is_empty()).map(f).collect()
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Res<T> {
+    v.parse().map_err(|_| format!("{flag}: bad number {v:?}"))
+}
+
+fn parse_target(url: &str) -> Res<SocketAddr> {
+    let hostport = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let addr: SocketAddr = hostport
+        .parse()
+        .map_err(|_| format!("--target: want http://IP:PORT, got {url:?}"))?;
+    if !addr.ip().is_loopback() {
+        return Err("--target must be a loopback address".into());
+    }
+    Ok(addr)
+}
+
+pub fn parse_opts(args: &[String]) -> Res<Opts> {
+    let mut o = Opts {
+        scenarios: Vec::new(),
+        peers: vec![Peer::Crier],
+        runs: 3,
+        subs: None,
+        messages: None,
+        size: 128,
+        rate: 20.0,
+        burst: false,
+        transports: None,
+        channels: 1000,
+        publishers: 4,
+        sizes: vec![1000, 10_000, 19_000],
+        per_client: DEFAULT_PER_CLIENT,
+        concurrency: 256,
+        crier_bin: env::var_os("CRIER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest_dir().join("target/release/crier")),
+        server_workers: 1,
+        server_args: Vec::new(),
+        target: None,
+        server_cmd: None,
+        server_pid: None,
+        nchan_conf: manifest_dir().join("benches/peers/nchan.conf"),
+        wait_s: 60,
+        seed: 0x5eed,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        if flag == "--burst" {
+            o.burst = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.into());
+        }
+        if !flag.starts_with("--") {
+            o.scenarios.extend(Scenario::parse(flag)?);
+            continue;
+        }
+        let v = match inline.or_else(|| it.next().cloned()) {
+            Some(v) => v,
+            None => return Err(format!("{flag} needs a value\n{USAGE}")),
+        };
+        match flag {
+            "--peer" => o.peers = Peer::parse(&v)?,
+            "--runs" => o.runs = parse_num::<usize>(flag, &v)?.max(1),
+            "--subs" => o.subs = Some(parse_num(flag, &v)?),
+            "--messages" => o.messages = Some(parse_num(flag, &v)?),
+            "--size" => o.size = parse_num(flag, &v)?,
+            "--rate" => o.rate = parse_num(flag, &v)?,
+            "--transport" => o.transports = Some(parse_list(&v, Transport::parse)?),
+            "--channels" => o.channels = parse_num::<usize>(flag, &v)?.max(1),
+            "--publishers" => o.publishers = parse_num::<usize>(flag, &v)?.max(1),
+            "--sizes" => o.sizes = parse_list(&v, |s| parse_num(flag, s))?,
+            "--per-client" => o.per_client = parse_num::<usize>(flag, &v)?.clamp(1, 19_000),
+            "--concurrency" => o.concurrency = parse_num::<usize>(flag, &v)?.max(1),
+            "--crier-bin" => o.crier_bin = PathBuf::from(v),
+            "--server-workers" => o.server_workers = parse_num(flag, &v)?,
+            "--server-arg" => o.server_args.push(v),
+            "--target" => o.target = Some(parse_target(&v)?),
+            "--server-cmd" => o.server_cmd = Some(v),
+            "--server-pid" => o.server_pid = Some(parse_num(flag, &v)?),
+            "--nchan-conf" => o.nchan_conf = PathBuf::from(v),
+            "--wait" => o.wait_s = parse_num(flag, &v)?,
+            "--seed" => o.seed = parse_num(flag, &v)?,
+            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    if o.scenarios.is_empty() {
+        return Err(format!("no scenario given\n{USAGE}"));
+    }
+    if o.target.is_some() || o.server_cmd.is_some() {
+        o.peers = vec![Peer::Custom];
+    }
+    if o.scenarios.len() > 1 && !args.iter().any(|a| a.starts_with("--peer")) {
+        o.peers = vec![Peer::Crier, Peer::Floor, Peer::Nchan];
+    }
+    Ok(o)
+}

@@ -1,0 +1,35 @@
+//! fanout: every subscriber on one channel, messages published on one connection, paced
+//! or in a burst; measures the cost and latency of delivering each message to everyone.
+
+use std::time::Duration;
+
+use super::delivery::{score_delivery, setup_delivery};
+use super::{Ctx, Metrics, Scenario};
+use crate::client::pool::SubPlan;
+use crate::client::Transport;
+use crate::publish::{publish, Body, PubJob};
+use crate::Res;
+
+pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
+    let o = ctx.opts;
+    let (n, msgs) = (o.subscribers(), o.message_count(Scenario::Fanout));
+    let plan = SubPlan {
+        transport,
+        total: n,
+        channels: 1,
+    };
+    let mut d = setup_delivery(ctx, &plan)?;
+    let cpu0 = d.server.cpu_secs()?;
+    let out = publish(PubJob {
+        addr: d.server.addr,
+        msgs: (0..msgs as u64).map(|k| (0, Body::Seq(k))).collect(),
+        rate: (!o.burst).then_some(o.rate),
+        epoch: ctx.epoch,
+        size: o.size,
+        timeout: Duration::from_secs(o.wait_s),
+    });
+    let expected = d.connected * msgs as u64;
+    let m = score_delivery(ctx, &mut d, expected, cpu0, &out)?;
+    d.pool.quit();
+    Ok(m)
+}
