@@ -83,7 +83,7 @@ fn slow_consumer_is_dropped_and_the_others_get_everything_in_time() {
 
     // Subscribes with a tiny receive window and never reads. It also takes
     // a bulk channel: on loopback the server's kernel send buffer grows to
-    // megabytes (see `bug_slow_consumer_cap_ignores_bytes_held_by_the_kernel`),
+    // megabytes (see `slow_consumer_cap_counts_what_the_kernel_would_hold`),
     // which the 1.6 MB of the main feed alone would not get through.
     let mut stalled = Conn::from_stream(connect_small_rcvbuf(addr, 1024));
     stalled.write(b"GET /ev/sc/bulk HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n");
@@ -155,21 +155,17 @@ fn slow_consumer_is_dropped_and_the_others_get_everything_in_time() {
     assert_eq!(num(&s, "/subscribers"), 0, "{s}");
 }
 
-/// BUG: `max-queued-bytes` ("most unsent bytes per connection; a
-/// subscriber over it is a slow consumer and is disconnected") counts only
-/// the server's own out queue, not what the kernel holds. Subscriber
-/// sockets keep the kernel's send-buffer autotuning (no SO_SNDBUF), so on
-/// loopback a subscriber that never reads soaks up about 1.6 MB of unsent
-/// payload (about 4 MB of kernel memory: `ss -tm` shows tb3939840,
-/// notsent:1613560) before the cap even starts to count.
+/// Regression: `max-queued-bytes` used to count only the server's own out
+/// queue; the kernel's send-buffer autotuning let a subscriber that never
+/// reads soak up ~1.6 MB of unsent payload (`ss -tm`: notsent:1613560)
+/// before the cap started counting. Subscriber sockets now set
+/// TCP_NOTSENT_LOWAT, so the backlog stays in the counted queue.
 ///
 /// Request: max-queued-bytes 65536; `GET /ev/k` from a client with
 /// SO_RCVBUF 1024 that never reads; 1 MiB published to `k` (256 × 4 KiB).
-/// Expected: the subscriber is dropped (slow_consumers 1) — 16 × the cap
-/// is unsent. Actual: still connected, slow_consumers 0; the client can
-/// read back ~1 MB the server had queued in its kernel socket.
+/// Expected: the subscriber is dropped (slow_consumers 1).
 #[test]
-fn bug_slow_consumer_cap_ignores_bytes_held_by_the_kernel() {
+fn slow_consumer_cap_counts_what_the_kernel_would_hold() {
     let server = start_with(1, |c| c.max_queued_bytes = 64 << 10);
     let addr = server.addr();
     let mut stalled = Conn::from_stream(connect_small_rcvbuf(addr, 1024));

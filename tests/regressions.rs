@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 
-/// BUG: a channel named twice in a publish (`POST /pub?id=d/d`) gets the
+/// Regression: a channel named twice in a publish (`POST /pub?id=d/d`) gets the
 /// message twice: its `published_messages` goes up by 2, the history holds
 /// the same message twice (evicting an older one early), and the reply
 /// lists the channel twice. Subscribe paths (`/ev/d/d`) already collapse
@@ -37,7 +37,7 @@ fn duplicate_channel_in_publish_is_stored_once() {
     );
 }
 
-/// BUG: a HEAD request is answered with a body. `HEAD /status` (and any
+/// Regression: a HEAD request is answered with a body. `HEAD /status` (and any
 /// HEAD) gets `405` with `Content-Length: 62` *and* the 62-byte JSON body,
 /// on a keep-alive connection. A response to HEAD never has a body (RFC
 /// 9110 §9.3.2, RFC 9112 §6.3), so a client reads those bytes as the start

@@ -368,7 +368,7 @@ fn longpoll_and_websocket_resume_under_load_2_workers() {
 /// Starting a server with 3 or more reactors must work in a debug build
 /// too (the test profile).
 #[test]
-fn bug_starting_three_or_more_workers_panics_in_debug_builds() {
+fn three_or_more_workers_start_in_debug_builds() {
     let started = std::panic::catch_unwind(|| start_with(3, |_| {}));
     assert!(
         started.is_ok(),

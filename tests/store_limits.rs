@@ -112,7 +112,7 @@ fn message_ttl_expires_history_and_resume_reports_missed() {
     let s = status(addr);
     assert_eq!(s["stored_messages"], 0, "{s}");
     assert_eq!(s["stored_bytes"], 0, "{s}");
-    // (messages_expired: see bug_status_lacks_the_expiry_and_collection_counters)
+    // (messages_expired: see status_reports_expiry_and_collection_counters)
     assert_eq!(channel_info(addr, "news").unwrap()["stored_messages"], 0);
 
     let first = msgs[0].0;
@@ -255,7 +255,7 @@ fn a_channel_whose_messages_expired_is_collected_too() {
 /// `/status` must report how many messages expired (TTL or byte budget)
 /// and how many idle channels were collected (the hub counts both).
 #[test]
-fn bug_status_lacks_the_expiry_and_collection_counters() {
+fn status_reports_expiry_and_collection_counters() {
     let server = start_with(2, |c| {
         c.message_ttl = 1;
         c.channel_idle_ttl = 0;
@@ -285,7 +285,7 @@ fn bug_status_lacks_the_expiry_and_collection_counters() {
 /// when the channel is still there
 /// (`message_ttl_expires_history_and_resume_reports_missed`).
 #[test]
-fn bug_resume_after_the_channel_was_collected_does_not_report_missed() {
+fn resume_after_the_channel_was_collected_reports_missed() {
     let server = start_with(2, |c| {
         c.message_ttl = 1;
         c.channel_idle_ttl = 0;

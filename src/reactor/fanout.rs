@@ -17,6 +17,34 @@ use crate::reactor::websocket::WsState;
 use crate::status::{CloseCause, ConnKind, ReactorStats};
 use std::time::Duration;
 
+/// Unsent bytes the kernel may hold for a subscriber before writes return
+/// EAGAIN. Without it the kernel grows a stalled reader's send buffer to
+/// megabytes that `max-queued-bytes` never sees; with it the backlog stays
+/// in our queue, where the cap counts it. Bytes sent but not yet
+/// acknowledged are not "unsent" and are bounded by the congestion window.
+const KERNEL_UNSENT_BYTES: libc::c_int = 16 * 1024;
+
+/// Sets TCP_NOTSENT_LOWAT (not in socket2).
+fn set_notsent_lowat(socket: &mio::net::TcpStream, bytes: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to a live socket borrowed for the call,
+    // and the option value is a c_int on the stack whose size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Everything that describes a subscriber about to be registered.
 pub(super) struct NewSubscriber {
     pub format: WireFormat,
@@ -121,6 +149,9 @@ impl Reactor {
         }
         if cfg.tcp_user_timeout > 0 {
             let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(cfg.tcp_user_timeout)));
+        }
+        if let Err(e) = set_notsent_lowat(&c.socket, KERNEL_UNSENT_BYTES) {
+            log::debug!("TCP_NOTSENT_LOWAT: {e}");
         }
     }
 
