@@ -88,6 +88,16 @@ pub fn json(
     body: &serde_json::Value,
     keep_alive: bool,
 ) -> Vec<u8> {
+    json_with_headers(opts, status, body, keep_alive, &[])
+}
+
+fn json_with_headers(
+    opts: &ResponseOptions,
+    status: u16,
+    body: &serde_json::Value,
+    keep_alive: bool,
+    extra_headers: &[&str],
+) -> Vec<u8> {
     let mut text = body.to_string();
     text.push('\n');
     full(
@@ -96,7 +106,7 @@ pub fn json(
         "application/json",
         text.as_bytes(),
         keep_alive,
-        &[],
+        extra_headers,
     )
 }
 
@@ -109,16 +119,7 @@ pub fn error(
     extra_headers: &[&str],
 ) -> Vec<u8> {
     let body = serde_json::json!({ "error": message, "status": status });
-    let mut text = body.to_string();
-    text.push('\n');
-    full(
-        opts,
-        status,
-        "application/json",
-        text.as_bytes(),
-        keep_alive,
-        extra_headers,
-    )
+    json_with_headers(opts, status, &body, keep_alive, extra_headers)
 }
 
 /// The head of an EventSource response; events follow until close.
