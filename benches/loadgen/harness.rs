@@ -161,9 +161,20 @@ pub fn free_port() -> Res<u16> {
 
 /// `taskset -c 0 <program>` when taskset exists, so servers run on core 0.
 pub fn pinned(program: &Path) -> Command {
+    pinned_to(program, 1)
+}
+
+/// Pins to cores `0..cores` (a multi-reactor server gets one core each; on
+/// a 2-core machine the second one is shared with the load).
+pub fn pinned_to(program: &Path, cores: usize) -> Command {
     if Path::new("/usr/bin/taskset").exists() {
         let mut c = Command::new("/usr/bin/taskset");
-        c.arg("-c").arg("0").arg(program);
+        let list = if cores <= 1 {
+            "0".to_string()
+        } else {
+            format!("0-{}", cores - 1)
+        };
+        c.arg("-c").arg(list).arg(program);
         c
     } else {
         Command::new(program)

@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cli::parse_list;
-use crate::harness::{die_with_parent, exited_by, free_port, pinned, proc_cpu_secs, temp_dir};
+use crate::harness::{
+    die_with_parent, exited_by, free_port, pinned, pinned_to, proc_cpu_secs, temp_dir,
+};
 use crate::scenarios::Ctx;
 use crate::Res;
 
@@ -80,7 +82,7 @@ impl Server {
         let (out, err) = log_file(&dir)?;
         let mut cmd = match ctx.peer {
             Peer::Crier => {
-                let mut c = pinned(&ctx.opts.crier_bin);
+                let mut c = pinned_to(&ctx.opts.crier_bin, ctx.opts.server_workers);
                 c.arg("--listen").arg(addr.to_string());
                 c.arg("--workers").arg(ctx.opts.server_workers.to_string());
                 c.args(&ctx.opts.server_args);
