@@ -143,7 +143,9 @@ impl Reactor {
             now: 1,
             ping_ticks: secs_to_ticks(cfg.ping_interval),
             pong_ticks: secs_to_ticks(cfg.pong_timeout),
-            jitter: Jitter::new(seed.wrapping_add(setup.id as u64 * 0x9E37_79B9_7F4A_7C15)),
+            jitter: Jitter::new(
+                seed.wrapping_add((setup.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            ),
             accept_paused_until: 0,
             drain_until: None,
             omit_body: false,
