@@ -11,6 +11,7 @@ use super::Reactor;
 use crate::http::request::{Method, RequestHead};
 use crate::proto::websocket::{encode_close, encode_frame, MessageReader, Opcode, WsEvent};
 use crate::proto::{deflate, handshake};
+use crate::pubsub::bus::Delivery;
 use crate::pubsub::hub::{ChannelRequest, Resume};
 use crate::pubsub::message::{Publication, WireFormat};
 use crate::status::{CloseCause, ConnKind};
@@ -150,6 +151,7 @@ impl Reactor {
                     }
                 }
                 Err(e) => {
+                    self.deliver_own_publications(k);
                     self.ws_close(k, e.code, e.reason, Some(CloseCause::BadInput));
                     return data.len();
                 }
@@ -172,13 +174,16 @@ impl Reactor {
                 self.rearm_subscriber(k);
             }
             // Echo the client's code (RFC 6455 §5.5.1), then close.
-            WsEvent::Close(code, _reason) => match code {
-                Some(code) => self.ws_close(k, code, "", None),
-                None => {
-                    self.send(k, vec![0x88, 0x00]);
-                    self.close_after_flush(k, None);
+            WsEvent::Close(code, _reason) => {
+                self.deliver_own_publications(k);
+                match code {
+                    Some(code) => self.ws_close(k, code, "", None),
+                    None => {
+                        self.send(k, vec![0x88, 0x00]);
+                        self.close_after_flush(k, None);
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -203,6 +208,40 @@ impl Reactor {
         }
         self.send(k, encode_close(code, reason));
         self.close_after_flush(k, cause);
+    }
+
+    /// With `ws-publish`, what a client published earlier in this same
+    /// read is already in our inbox but not yet fanned out (that happens
+    /// after all reads of this loop turn). Deliver it now, before a close
+    /// or a protocol error ends the connection, so the client still gets
+    /// the messages it sent before the close or the bad frame (as a client
+    /// sending "message, close" expects; Autobahn 3.2, 4.x, 5.15, 7.1.6).
+    /// Each message is flushed to `k` before the next one is queued, as if
+    /// it had come in its own loop turn, so a burst of large echoes is not
+    /// mistaken for a slow consumer. Lifecycle deliveries are put back for
+    /// the loop to handle in order.
+    fn deliver_own_publications(&mut self, k: usize) {
+        if !self.shared.config.ws_publish {
+            return;
+        }
+        let mut put_back = Vec::new();
+        while let Ok(d) = self.inbox.try_recv() {
+            match d {
+                Delivery::Message(m) => {
+                    self.fan_out(&m);
+                    self.flush(k);
+                }
+                Delivery::ChannelDeleted(ch) => self.on_channel_deleted(&ch),
+                other => put_back.push(other),
+            }
+        }
+        if !put_back.is_empty() {
+            let link = self.hub.link(self.id);
+            for d in put_back {
+                link.push(d);
+            }
+            link.wake();
+        }
     }
 
     /// A client message: published to the connection's channels when
