@@ -96,7 +96,7 @@ settings! {
     tcp_keepalive: u64 = 60;
     /// TCP_USER_TIMEOUT seconds: unacknowledged data this old kills the connection; 0 = kernel default [default: 30].
     tcp_user_timeout: u64 = 30;
-    /// Most unsent bytes per connection; a subscriber over it is a slow consumer and is disconnected [default: 262144].
+    /// Most unsent bytes queued behind the message being written; a subscriber over it is a slow consumer and is disconnected [default: 262144].
     max_queued_bytes: usize = 256 << 10;
     /// Seconds a client has to send a complete request head (slowloris guard) [default: 10].
     handshake_timeout: u64 = 10;

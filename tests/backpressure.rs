@@ -268,3 +268,40 @@ fn memory_stays_bounded_with_200_subscribers_that_never_read() {
     // windows takes seconds; the slow-consumer test checks the EOF.)
     drop(slow);
 }
+
+/// A subscriber that reads promptly is not a slow consumer just because
+/// several large messages arrived in one loop turn: the cap applies to the
+/// backlog behind the message being written, and the server writes before
+/// judging. (Found by the WebSocket suite: a 300 KB message followed by a
+/// small one dropped a fast reader.)
+#[test]
+fn fast_reader_survives_large_messages_published_in_one_write() {
+    // The cap holds one large message, not two: only the backlog behind
+    // the message being written counts.
+    let server = start_with(1, |c| c.max_queued_bytes = 512 << 10);
+    let addr = server.addr();
+    let mut sub = StreamClient::connect(addr, "/sub/big");
+    let big = vec![b'b'; 300 << 10];
+    // One write holding two large publishes and a small one, so all three
+    // are fanned out in the same loop turn.
+    let mut wire = Vec::new();
+    for body in [&big[..], &big[..], b"small"] {
+        wire.extend_from_slice(
+            format!(
+                "POST /pub?id=big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        wire.extend_from_slice(body);
+    }
+    let mut publisher = Conn::connect(addr);
+    publisher.write(&wire);
+    for _ in 0..3 {
+        assert_eq!(publisher.read_response().status, 200);
+    }
+    assert_eq!(sub.chunk().len(), big.len() + 1);
+    assert_eq!(sub.chunk().len(), big.len() + 1);
+    assert_eq!(sub.chunk(), b"small\n");
+    assert_eq!(status(addr)["slow_consumers"], 0);
+}

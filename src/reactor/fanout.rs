@@ -6,6 +6,7 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 
 use super::conn::{Role, Subscriber};
+use super::outqueue::Flushed;
 use super::{mark_dirty, Reactor};
 use crate::proto::{sse, stream, websocket};
 use crate::pubsub::bus::ChannelRef;
@@ -174,6 +175,7 @@ impl Reactor {
     pub(super) fn fan_out(&mut self, m: &Arc<Message>) {
         let mut encoded: [Option<Bytes>; WireFormat::COUNT] = Default::default();
         let mut delivered = 0u64;
+        let mut written = 0u64;
         let max_queued = self.shared.config.max_queued_bytes;
         for ch in m.channels.iter() {
             let Some(slot) = self.local.slot_of(ch.id) else {
@@ -204,10 +206,24 @@ impl Reactor {
                 let bytes = encoded[sub.format.index()]
                     .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
                 c.last_seq = m.seq;
-                // Over the cap *before* this message: an empty queue always
-                // takes one message, however large (memory stays bounded by
-                // the cap plus one shared message per connection).
-                if c.out.queued_bytes() > max_queued {
+                // Judged on the backlog *behind* the message being written
+                // and *before* this one: one message however large always
+                // fits (memory per connection stays below the cap plus one
+                // message, and messages are shared anyway).
+                if c.out.backlog_bytes() > max_queued && !c.flags.write_blocked {
+                    // The queue may be over the cap only because this loop
+                    // turn has not flushed yet (several large messages in
+                    // one inbox drain): write now before judging. A write
+                    // error is left to the regular flush to reap.
+                    if let Ok((n, flushed)) = c.out.write_to(&mut c.socket) {
+                        written += n as u64;
+                        if n > 0 {
+                            c.last_write = self.now;
+                        }
+                        c.flags.write_blocked = flushed == Flushed::Blocked;
+                    }
+                }
+                if c.out.backlog_bytes() > max_queued {
                     // Slow consumer: dropped after this fanout (it will
                     // reconnect and resume from history); nobody waits.
                     if !c.flags.close_after_flush {
@@ -221,10 +237,9 @@ impl Reactor {
                 delivered += 1;
             }
         }
-        ReactorStats::add(
-            &self.shared.stats.reactors[self.id].delivered_messages,
-            delivered,
-        );
+        let stats = &self.shared.stats.reactors[self.id];
+        ReactorStats::add(&stats.delivered_messages, delivered);
+        ReactorStats::add(&stats.bytes_out, written);
     }
 
     /// Tells local subscribers of a deleted channel and disconnects them.

@@ -70,6 +70,14 @@ impl OutQueue {
         self.queued as usize
     }
 
+    /// Bytes queued behind the chunk being written: the backpressure
+    /// measure. The chunk in progress is one message (or reply) at most, so
+    /// a single large message never counts against the cap by itself.
+    pub fn backlog_bytes(&self) -> usize {
+        self.queued_bytes()
+            .saturating_sub(self.head.as_ref().map_or(0, |h| h.len()))
+    }
+
     /// Drops everything queued (the connection is going away).
     pub fn clear(&mut self) {
         *self = OutQueue::default();
