@@ -203,6 +203,8 @@ pub fn status_json(stats: &Stats, hub: &Hub) -> Value {
         "published_messages": totals.published_messages,
         "stored_messages": totals.stored_messages,
         "stored_bytes": totals.stored_bytes,
+        "messages_expired": totals.messages_expired,
+        "channels_collected": totals.channels_collected,
         "delivered_messages": stats.sum(|r| load(&r.delivered_messages)),
         "bytes_out": stats.sum(|r| load(&r.bytes_out)),
         "dead_peers_reaped": gone,
@@ -275,6 +277,16 @@ pub fn metrics_text(stats: &Stats, hub: &Hub) -> String {
             "stored_bytes",
             "gauge",
             "Approximate memory of stored messages.",
+        ),
+        (
+            "messages_expired",
+            "counter",
+            "Stored messages evicted by age or memory budget.",
+        ),
+        (
+            "channels_collected",
+            "counter",
+            "Idle channels garbage-collected.",
         ),
         (
             "delivered_messages",
