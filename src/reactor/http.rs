@@ -35,7 +35,7 @@ impl Reactor {
             self.keep_leftover(k, Vec::new(), &data[used..]);
             completed
         } else {
-            let mut buf = std::mem::take(&mut c.pending_in);
+            let mut buf = c.pending_in.take();
             buf.extend_from_slice(data);
             let (used, completed) = self.process_http(k, &buf);
             buf.drain(..used);
@@ -47,7 +47,7 @@ impl Reactor {
         if let Some(c) = self.conns.get_mut(k) {
             if matches!(&c.role, Role::Subscriber(s) if s.ws.is_some()) && !c.pending_in.is_empty()
             {
-                let early = std::mem::take(&mut c.pending_in);
+                let early = c.pending_in.take();
                 self.on_ws_input(k, &early);
             }
         }
@@ -91,10 +91,7 @@ impl Reactor {
             return;
         }
         buf.extend_from_slice(rest);
-        if buf.is_empty() {
-            buf = Vec::new();
-        }
-        c.pending_in = buf;
+        c.pending_in.set(buf);
     }
 
     fn limits(&self) -> Limits {
@@ -171,7 +168,7 @@ impl Reactor {
                 // are kept; anything else is ignored.
                 Role::Subscriber(s) => {
                     if s.ws.is_some() || s.longpoll.is_some() {
-                        c.pending_in = data[pos..].to_vec();
+                        c.pending_in.set(data[pos..].to_vec());
                     }
                     return (data.len(), completed);
                 }

@@ -102,7 +102,7 @@ impl Reactor {
         let (used, buf) = if c.pending_in.is_empty() {
             (self.process_ws(k, data), None)
         } else {
-            let mut buf = std::mem::take(&mut c.pending_in);
+            let mut buf = c.pending_in.take();
             buf.extend_from_slice(data);
             (self.process_ws(k, &buf), Some(buf))
         };
@@ -110,20 +110,16 @@ impl Reactor {
             return;
         };
         if c.flags.close_after_flush {
-            c.pending_in = Vec::new();
+            c.pending_in = Default::default();
             return;
         }
-        c.pending_in = match buf {
+        c.pending_in.set(match buf {
             Some(mut b) => {
                 b.drain(..used);
-                if b.is_empty() {
-                    Vec::new()
-                } else {
-                    b
-                }
+                b
             }
             None => data[used..].to_vec(),
-        };
+        });
     }
 
     /// Handles every complete frame in `data`; returns the bytes consumed.
