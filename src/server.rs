@@ -5,7 +5,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -26,7 +26,6 @@ pub struct Server;
 pub struct Handle {
     addr: SocketAddr,
     hub: Arc<Hub>,
-    shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -92,7 +91,6 @@ impl Server {
                 allow_origin: config.allow_origin.clone(),
             },
             stats: Stats::new(workers),
-            stopping: AtomicBool::new(false),
             config,
         });
         let mut threads = Vec::with_capacity(workers);
@@ -113,12 +111,7 @@ impl Server {
             threads.push(t);
         }
         log::info!("crier listening on {addr} with {workers} reactor(s)");
-        Ok(Handle {
-            addr,
-            hub,
-            shared,
-            threads,
-        })
+        Ok(Handle { addr, hub, threads })
     }
 }
 
@@ -138,7 +131,6 @@ impl Handle {
     /// progress finish, and exit when their connections are gone or after
     /// `timeout`. Returns once every reactor has exited.
     pub fn drain(mut self, timeout: std::time::Duration) {
-        self.shared.stopping.store(true, Ordering::Relaxed);
         self.hub.drain_all(std::time::Instant::now() + timeout);
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -148,7 +140,6 @@ impl Handle {
     /// Starts a drain without waiting (see [`drain`](Self::drain)); a later
     /// `shutdown` or drop still stops everything.
     pub fn begin_drain(&self, timeout: std::time::Duration) {
-        self.shared.stopping.store(true, Ordering::Relaxed);
         self.hub.drain_all(std::time::Instant::now() + timeout);
     }
 
@@ -158,7 +149,6 @@ impl Handle {
     }
 
     fn stop_and_join(&mut self) {
-        self.shared.stopping.store(true, Ordering::Relaxed);
         self.hub.shutdown_all();
         for t in self.threads.drain(..) {
             let _ = t.join();

@@ -21,7 +21,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,6 @@ pub struct Shared {
     pub pings: Pings,
     /// Open connections across all reactors (for `max-connections`).
     pub open_connections: AtomicUsize,
-    pub stopping: AtomicBool,
 }
 
 /// Everything a reactor thread needs, built before it starts.
