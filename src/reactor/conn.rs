@@ -3,15 +3,15 @@
 //! Layout choices: input bytes are kept only while a request or frame is
 //! unfinished (`pending_in` is 8 bytes and owns no heap otherwise);
 //! the out queue owns no heap when empty; a subscription to one channel is
-//! stored inline; request bodies being received live behind a `Box`.
+//! stored inline; WebSocket and long-poll state and request bodies being
+//! received live behind a `Box`. 128 bytes in all (a test keeps it there).
 
 use mio::net::TcpStream;
-use smallvec::SmallVec;
 
 use crate::http::chunked::BodyReader;
 use crate::http::request::RequestHead;
 use crate::pubsub::message::WireFormat;
-use crate::reactor::local::LocalSub;
+use crate::reactor::local::SubList;
 use crate::reactor::longpoll::LongPollWait;
 use crate::reactor::outqueue::OutQueue;
 use crate::reactor::websocket::WsState;
@@ -112,16 +112,68 @@ pub struct PendingRequest {
 pub struct Subscriber {
     pub format: WireFormat,
     pub kind: ConnKind,
-    pub subs: SmallVec<[LocalSub; 1]>,
-    /// Tick by which an outstanding WebSocket ping must be answered (0 = none).
-    pub pong_due: u32,
+    pub subs: SubList,
     /// Tick at which the subscriber is asked to reconnect (0 = never).
     pub lifetime_end: u32,
-    /// WebSocket protocol state; `None` for SSE and streams (one pointer,
-    /// so other transports pay 8 bytes for it).
-    pub ws: Option<Box<WsState>>,
-    /// Long-poll state; `None` for streaming transports.
-    pub longpoll: Option<Box<LongPollWait>>,
+    /// WebSocket or long-poll state; `None` for SSE and streams, which pay
+    /// 8 bytes for it.
+    pub state: Option<Box<TransportState>>,
+}
+
+/// What a subscriber needs beyond a byte stream.
+pub enum TransportState {
+    WebSocket(WsState),
+    LongPoll(LongPollWait),
+}
+
+impl Subscriber {
+    /// WebSocket protocol state, if this is a WebSocket.
+    pub fn ws_mut(&mut self) -> Option<&mut WsState> {
+        match self.state.as_deref_mut() {
+            Some(TransportState::WebSocket(ws)) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// WebSocket protocol state, if this is a WebSocket.
+    pub fn ws(&self) -> Option<&WsState> {
+        match self.state.as_deref() {
+            Some(TransportState::WebSocket(ws)) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a WebSocket.
+    pub fn is_ws(&self) -> bool {
+        self.ws().is_some()
+    }
+
+    /// The waiting poll, if this is a long-poll.
+    pub fn longpoll(&self) -> Option<&LongPollWait> {
+        match self.state.as_deref() {
+            Some(TransportState::LongPoll(lp)) => Some(lp),
+            _ => None,
+        }
+    }
+
+    /// The waiting poll, mutably.
+    pub fn longpoll_mut(&mut self) -> Option<&mut LongPollWait> {
+        match self.state.as_deref_mut() {
+            Some(TransportState::LongPoll(lp)) => Some(lp),
+            _ => None,
+        }
+    }
+
+    /// Ends the poll: takes its state out (None if not a waiting poll).
+    pub fn take_longpoll(&mut self) -> Option<LongPollWait> {
+        match self.state.take().map(|b| *b) {
+            Some(TransportState::LongPoll(lp)) => Some(lp),
+            other => {
+                self.state = other.map(Box::new);
+                None
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -147,5 +199,17 @@ impl Conn {
             Role::Http(_) => ConnKind::Http,
             Role::Subscriber(s) => s.kind,
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A million of these live in slabs: every byte here is a megabyte there
+    /// (docs/PERFORMANCE.md). Grow it only on purpose.
+    #[test]
+    fn conn_fits_in_two_cache_lines() {
+        assert!(std::mem::size_of::<Conn>() <= 128);
+        assert!(std::mem::size_of::<Role>() <= 32);
     }
 }

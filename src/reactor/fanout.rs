@@ -2,10 +2,9 @@
 //! published messages on them, and tearing subscriptions down.
 
 use bytes::Bytes;
-use smallvec::SmallVec;
 use std::sync::Arc;
 
-use super::conn::{Role, Subscriber};
+use super::conn::{Role, Subscriber, TransportState};
 use super::outqueue::Flushed;
 use super::{mark_dirty, Reactor};
 use crate::proto::{sse, stream, websocket};
@@ -13,8 +12,7 @@ use crate::pubsub::bus::ChannelRef;
 use crate::pubsub::hub::{ChannelRequest, Resume, Subscribed};
 use crate::pubsub::message::{Message, WireFormat};
 use crate::reactor::liveness::secs_to_ticks;
-use crate::reactor::longpoll::LongPollWait;
-use crate::reactor::websocket::WsState;
+use crate::reactor::local::SubList;
 use crate::status::{CloseCause, ConnKind, ReactorStats};
 use std::time::Duration;
 
@@ -50,11 +48,10 @@ fn set_notsent_lowat(socket: &mio::net::TcpStream, bytes: libc::c_int) -> std::i
 pub(super) struct NewSubscriber {
     pub format: WireFormat,
     pub kind: ConnKind,
-    pub ws: Option<Box<WsState>>,
     /// Response head (and anything else) to send before the replay.
     pub head: Vec<u8>,
-    /// Set for long-poll requests (see `longpoll.rs`).
-    pub longpoll: Option<Box<LongPollWait>>,
+    /// WebSocket or long-poll state (see `conn.rs`).
+    pub state: Option<Box<TransportState>>,
 }
 
 impl Reactor {
@@ -73,9 +70,8 @@ impl Reactor {
         let NewSubscriber {
             format,
             kind,
-            ws,
             head,
-            longpoll,
+            state,
         } = new;
         let subscribed = match self.hub.subscribe(self.id, requests, resume) {
             Ok(s) => s,
@@ -84,13 +80,10 @@ impl Reactor {
                 return None;
             }
         };
-        let lifetime_end = if longpoll.is_some() {
-            0
-        } else {
-            self.lifetime_end()
-        };
+        let is_longpoll = matches!(state.as_deref(), Some(TransportState::LongPoll(_)));
+        let lifetime_end = if is_longpoll { 0 } else { self.lifetime_end() };
         let key = k as u32;
-        let subs: SmallVec<[_; 1]> = subscribed
+        let subs: SubList = subscribed
             .channels
             .iter()
             .map(|ch| self.local.add(ch, key))
@@ -104,10 +97,8 @@ impl Reactor {
             format,
             kind,
             subs,
-            pong_due: 0,
             lifetime_end,
-            ws,
-            longpoll,
+            state,
         });
         c.last_seq = subscribed.last_seq;
         c.out.push_vec(head);
@@ -193,7 +184,7 @@ impl Reactor {
                 let Role::Subscriber(sub) = &mut c.role else {
                     continue;
                 };
-                if let Some(lp) = sub.longpoll.as_mut() {
+                if let Some(lp) = sub.longpoll_mut() {
                     c.last_seq = m.seq;
                     lp.messages.push(m.clone());
                     if !lp.ready {
@@ -256,7 +247,7 @@ impl Reactor {
             let Role::Subscriber(sub) = &c.role else {
                 continue;
             };
-            if sub.longpoll.is_some() {
+            if sub.longpoll().is_some() {
                 self.abort_longpoll(k);
                 ReactorStats::add(
                     &self.shared.stats.reactors[self.id].closed_by_server
@@ -300,12 +291,13 @@ impl Reactor {
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
-        let subs = std::mem::take(&mut sub.subs);
+        let taken = std::mem::take(&mut sub.subs);
+        let subs = taken.as_slice();
         if subs.is_empty() {
             return;
         }
         let mut channels = Vec::with_capacity(subs.len());
-        for s in subs {
+        for &s in subs {
             if let Some(ch) = self.local.channel_of(s.channel) {
                 channels.push(ch.clone());
             }
@@ -315,7 +307,12 @@ impl Reactor {
                 if let Some(Role::Subscriber(other)) =
                     self.conns.get_mut(moved as usize).map(|c| &mut c.role)
                 {
-                    if let Some(o) = other.subs.iter_mut().find(|o| o.channel == s.channel) {
+                    if let Some(o) = other
+                        .subs
+                        .as_mut_slice()
+                        .iter_mut()
+                        .find(|o| o.channel == s.channel)
+                    {
                         o.pos = s.pos;
                     }
                 }

@@ -45,8 +45,7 @@ impl Reactor {
         self.rearm_http(k, had_partial, completed);
         // Frames a WebSocket client sent right behind its handshake.
         if let Some(c) = self.conns.get_mut(k) {
-            if matches!(&c.role, Role::Subscriber(s) if s.ws.is_some()) && !c.pending_in.is_empty()
-            {
+            if matches!(&c.role, Role::Subscriber(s) if s.is_ws()) && !c.pending_in.is_empty() {
                 let early = c.pending_in.take();
                 self.on_ws_input(k, &early);
             }
@@ -167,7 +166,7 @@ impl Reactor {
                 // the handshake, and requests pipelined behind a long-poll,
                 // are kept; anything else is ignored.
                 Role::Subscriber(s) => {
-                    if s.ws.is_some() || s.longpoll.is_some() {
+                    if s.state.is_some() {
                         c.pending_in.set(data[pos..].to_vec());
                     }
                     return (data.len(), completed);
@@ -384,9 +383,8 @@ impl Reactor {
                 NewSubscriber {
                     format: WireFormat::Sse,
                     kind: ConnKind::Sse,
-                    ws: None,
                     head: bytes,
-                    longpoll: None,
+                    state: None,
                 }
             }
             SubTransport::Stream => {
@@ -406,9 +404,8 @@ impl Reactor {
                         WireFormat::StreamRaw
                     },
                     kind: ConnKind::Stream,
-                    ws: None,
                     head: response::stream_head(opts, ct, chunked),
-                    longpoll: None,
+                    state: None,
                 }
             }
             SubTransport::WebSocket => {

@@ -177,7 +177,7 @@ impl Reactor {
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
-        if sub.longpoll.is_some() {
+        if sub.longpoll().is_some() {
             // The poll's time is up: answer 304 (or what arrived).
             self.answer_longpoll(k);
             return;
@@ -186,7 +186,8 @@ impl Reactor {
             self.say_goodbye(k, CloseCause::Lifetime);
             return;
         }
-        if sub.pong_due != 0 && now >= sub.pong_due {
+        let pong_due = sub.ws().map_or(0, |ws| ws.pong_due);
+        if pong_due != 0 && now >= pong_due {
             self.close(k, Some(CloseCause::PongTimeout));
             return;
         }
@@ -198,8 +199,10 @@ impl Reactor {
                 }
                 WireFormat::StreamRaw => self.shared.pings.stream_raw.clone(),
                 WireFormat::WebSocket { .. } => {
-                    if sub.pong_due == 0 {
-                        sub.pong_due = now + pong_ticks;
+                    if let Some(ws) = sub.ws_mut() {
+                        if ws.pong_due == 0 {
+                            ws.pong_due = now + pong_ticks;
+                        }
                     }
                     self.shared.pings.websocket.clone()
                 }
@@ -221,7 +224,7 @@ impl Reactor {
         let Role::Subscriber(sub) = &c.role else {
             return;
         };
-        if let Some(lp) = &sub.longpoll {
+        if let Some(lp) = sub.longpoll() {
             let at = lp.deadline;
             self.set_deadline(k, at);
             return;
@@ -234,8 +237,8 @@ impl Reactor {
             let spread = (c.generation.wrapping_mul(2_654_435_761)) % (self.ping_ticks / 4 + 1);
             next = c.last_write + self.ping_ticks + spread;
         }
-        if sub.pong_due != 0 {
-            next = next.min(sub.pong_due);
+        if let Some(ws) = sub.ws().filter(|ws| ws.pong_due != 0) {
+            next = next.min(ws.pong_due);
         }
         if sub.lifetime_end != 0 {
             next = next.min(sub.lifetime_end);

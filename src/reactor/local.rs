@@ -16,6 +16,56 @@ pub struct LocalSub {
     pub pos: u32,
 }
 
+/// A connection's subscriptions: one inline (nearly every subscriber),
+/// several in a boxed slice. 16 bytes per connection where a one-element
+/// `SmallVec` takes 24; the list is fixed at subscribe time, only the
+/// positions inside it change.
+#[derive(Debug)]
+pub enum SubList {
+    One(LocalSub),
+    Many(Box<[LocalSub]>),
+}
+
+impl Default for SubList {
+    /// No subscriptions (an empty boxed slice does not allocate).
+    fn default() -> Self {
+        SubList::Many(Box::default())
+    }
+}
+
+impl SubList {
+    /// The subscriptions, in subscribe order.
+    pub fn as_slice(&self) -> &[LocalSub] {
+        match self {
+            SubList::One(s) => std::slice::from_ref(s),
+            SubList::Many(v) => v,
+        }
+    }
+
+    /// The subscriptions, to patch a position after a swap-remove.
+    pub fn as_mut_slice(&mut self) -> &mut [LocalSub] {
+        match self {
+            SubList::One(s) => std::slice::from_mut(s),
+            SubList::Many(v) => v,
+        }
+    }
+}
+
+impl FromIterator<LocalSub> for SubList {
+    fn from_iter<I: IntoIterator<Item = LocalSub>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        match (iter.next(), iter.next()) {
+            (None, _) => SubList::default(),
+            (Some(one), None) => SubList::One(one),
+            (Some(a), Some(b)) => {
+                let mut all = vec![a, b];
+                all.extend(iter);
+                SubList::Many(all.into_boxed_slice())
+            }
+        }
+    }
+}
+
 /// The subscribers of one channel on this reactor.
 #[derive(Debug)]
 pub struct LocalChannel {
@@ -137,6 +187,19 @@ mod tests {
         assert_eq!(r.moved, Some(12));
         let slot = ix.slot_of(1).unwrap();
         assert_eq!(ix.subscribers(slot), &[12, 11]);
+    }
+
+    #[test]
+    fn sub_list_keeps_order_inline_or_boxed() {
+        let sub = |channel| LocalSub { channel, pos: 0 };
+        assert!(SubList::from_iter([]).as_slice().is_empty());
+        let one: SubList = [sub(3)].into_iter().collect();
+        assert!(matches!(one, SubList::One(_)));
+        let mut many: SubList = [sub(1), sub(2), sub(3)].into_iter().collect();
+        many.as_mut_slice()[1].pos = 9;
+        let got: Vec<_> = many.as_slice().iter().map(|s| (s.channel, s.pos)).collect();
+        assert_eq!(got, [(1, 0), (2, 9), (3, 0)]);
+        assert_eq!(std::mem::size_of::<SubList>(), 16);
     }
 
     #[test]

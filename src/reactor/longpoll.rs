@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::conn::Role;
+use super::conn::{Role, TransportState};
 use super::fanout::NewSubscriber;
 use super::liveness::secs_to_ticks;
 use super::Reactor;
@@ -59,16 +59,15 @@ impl Reactor {
         let new = NewSubscriber {
             format: WireFormat::Sse,
             kind: ConnKind::LongPoll,
-            ws: None,
             head: Vec::new(),
-            longpoll: Some(Box::new(wait)),
+            state: Some(Box::new(TransportState::LongPoll(wait))),
         };
         let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
             return;
         };
         let answer_now = !subscribed.replay.is_empty() || subscribed.missed;
         if let Some(Role::Subscriber(sub)) = self.conns.get_mut(k).map(|c| &mut c.role) {
-            if let Some(lp) = sub.longpoll.as_mut() {
+            if let Some(lp) = sub.longpoll_mut() {
                 lp.position = match resume {
                     Resume::AfterSeq(after) if !subscribed.missed => after,
                     _ => subscribed.last_seq,
@@ -107,7 +106,7 @@ impl Reactor {
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
-        let Some(lp) = sub.longpoll.take() else {
+        let Some(lp) = sub.take_longpoll() else {
             return;
         };
         self.unsubscribe_all(k);

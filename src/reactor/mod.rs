@@ -355,10 +355,10 @@ impl Reactor {
             }
             match &c.role {
                 Role::Http(_) => self.on_http_input(k, &scratch[..n]),
-                Role::Subscriber(s) if s.ws.is_some() => self.on_ws_input(k, &scratch[..n]),
+                Role::Subscriber(s) if s.is_ws() => self.on_ws_input(k, &scratch[..n]),
                 // A request pipelined behind a waiting long-poll: kept (up
                 // to one request head) and served after the answer.
-                Role::Subscriber(s) if s.longpoll.is_some() => {
+                Role::Subscriber(s) if s.longpoll().is_some() => {
                     if c.pending_in.len() + n > self.shared.config.max_header_bytes {
                         c.flags.read_paused = true;
                     } else {

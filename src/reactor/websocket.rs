@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::conn::Role;
+use super::conn::{Role, TransportState};
 use super::fanout::NewSubscriber;
 use super::http::{missed_json, wants_json};
 use super::Reactor;
@@ -24,6 +24,8 @@ pub struct WsState {
     pub reader: MessageReader,
     /// We sent a close frame: the connection ends once it is flushed.
     pub close_sent: bool,
+    /// Tick by which our outstanding ping must be answered (0 = none).
+    pub pong_due: u32,
 }
 
 impl Reactor {
@@ -77,12 +79,12 @@ impl Reactor {
         let new = NewSubscriber {
             format,
             kind: ConnKind::WebSocket,
-            ws: Some(Box::new(WsState {
+            state: Some(Box::new(TransportState::WebSocket(WsState {
                 reader,
                 close_sent: false,
-            })),
+                pong_due: 0,
+            }))),
             head: handshake::response_head(&accept, None, extension.as_deref()),
-            longpoll: None,
         };
         let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
             return;
@@ -135,7 +137,7 @@ impl Reactor {
             let Role::Subscriber(sub) = &mut c.role else {
                 return data.len();
             };
-            let Some(ws) = sub.ws.as_mut() else {
+            let Some(ws) = sub.ws_mut() else {
                 return data.len();
             };
             match ws.reader.read(&data[pos..]) {
@@ -165,7 +167,9 @@ impl Reactor {
             WsEvent::Ping(payload) => self.send(k, encode_frame(Opcode::Pong, false, &payload)),
             WsEvent::Pong(_) => {
                 if let Some(Role::Subscriber(sub)) = self.conns.get_mut(k).map(|c| &mut c.role) {
-                    sub.pong_due = 0;
+                    if let Some(ws) = sub.ws_mut() {
+                        ws.pong_due = 0;
+                    }
                 }
                 self.rearm_subscriber(k);
             }
@@ -195,7 +199,7 @@ impl Reactor {
             return;
         };
         if let Role::Subscriber(sub) = &mut c.role {
-            if let Some(ws) = sub.ws.as_mut() {
+            if let Some(ws) = sub.ws_mut() {
                 if ws.close_sent {
                     return;
                 }
@@ -251,6 +255,7 @@ impl Reactor {
         };
         let names: Vec<std::sync::Arc<str>> = sub
             .subs
+            .as_slice()
             .iter()
             .filter_map(|s| self.local.channel_of(s.channel).map(|c| c.name.clone()))
             .collect();
