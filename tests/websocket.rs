@@ -269,6 +269,40 @@ fn text_and_binary_delivery() {
 }
 
 #[test]
+fn json_subprotocol_selects_envelopes() {
+    use tungstenite::client::IntoClientRequest;
+    let server = start_with(1, |_| {});
+    let addr = server.addr();
+    // tungstenite offers two protocols (it splits the list on bare commas)
+    // and checks that we pick one of them.
+    let mut req = format!("ws://{addr}/ws/sp").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "chat,crier.json".parse().unwrap());
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let (mut ws, resp) = tungstenite::client(req, stream).expect("handshake");
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("crier.json")
+    );
+    // Unknown protocols only: no Sec-WebSocket-Protocol, plain frames.
+    let mut raw = RawWs::connect(addr, "/ws/sp", "Sec-WebSocket-Protocol: chat\r\n");
+    assert_eq!(raw.head.header("sec-websocket-protocol"), None);
+    let id = id_of(&publish(addr, "sp", b"hi"));
+    let Message::Text(text) = next_data(&mut ws) else {
+        panic!("expected text");
+    };
+    let env: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(env["id"], id.to_string());
+    assert_eq!(env["channel"], "sp");
+    assert_eq!(env["data"], "hi");
+    let f = raw.frame();
+    assert_eq!((f.opcode, f.payload.as_slice()), (0x1, &b"hi"[..]));
+}
+
+#[test]
 fn one_publish_fans_out_to_websocket_and_sse() {
     let server = start_with(4, |_| {});
     let addr = server.addr();

@@ -16,6 +16,13 @@ use crate::pubsub::hub::{ChannelRequest, Resume};
 use crate::pubsub::message::{Publication, WireFormat};
 use crate::status::{CloseCause, ConnKind};
 
+/// The subprotocol that selects JSON envelopes (same as `?format=json`).
+pub const JSON_SUBPROTOCOL: &str = "crier.json";
+
+/// Subprotocols we answer to; any other offer is not echoed (RFC 6455
+/// §4.2.2: the server picks one it supports or none).
+const SUBPROTOCOLS: &[&str] = &[JSON_SUBPROTOCOL];
+
 /// Per-connection WebSocket state, boxed so SSE and stream subscribers do
 /// not pay for it.
 pub struct WsState {
@@ -62,9 +69,13 @@ impl Reactor {
         } else {
             None
         };
-        // `?format=json`: each message as a JSON envelope with its id, so
-        // the client can resume with `last_event_id`.
-        let json = wants_json(head);
+        // `?format=json` or subprotocol `crier.json`: each message as a
+        // JSON envelope with its id, so the client can resume with
+        // `last_event_id`. Browsers cannot add headers but can offer a
+        // subprotocol.
+        let subprotocol =
+            handshake::choose_subprotocol(h.sec_websocket_protocol.as_deref(), SUBPROTOCOLS);
+        let json = wants_json(head) || subprotocol == Some(JSON_SUBPROTOCOL);
         let (format, extension) = match negotiated {
             Some((params, response)) => (
                 WireFormat::WebSocket {
@@ -84,7 +95,7 @@ impl Reactor {
                 close_sent: false,
                 pong_due: 0,
             }))),
-            head: handshake::response_head(&accept, None, extension.as_deref()),
+            head: handshake::response_head(&accept, subprotocol, extension.as_deref()),
         };
         let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
             return;
