@@ -343,19 +343,6 @@ impl MessageReader {
         self.max.saturating_add(self.max / 1024 + 64)
     }
 
-    /// The most bytes one frame (header included) can occupy without [`read`]
-    /// failing with 1009, so the caller can cap its read buffer.
-    ///
-    /// [`read`]: MessageReader::read
-    pub fn max_frame_bytes(&self) -> usize {
-        let payload = if self.deflate {
-            self.compressed_limit()
-        } else {
-            self.max
-        };
-        payload.max(125).saturating_add(14)
-    }
-
     /// True while a fragmented message is being assembled (the reader then holds its bytes).
     pub fn in_message(&self) -> bool {
         self.partial.is_some()
@@ -964,7 +951,6 @@ mod tests {
             0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
         ];
         assert!(r.read(&hdr).is_ok() || r.read(&hdr).unwrap_err().code == 1009);
-        assert!(MessageReader::new(100, false).max_frame_bytes() >= 125 + 14);
     }
 
     #[test]

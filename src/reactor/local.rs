@@ -151,11 +151,6 @@ impl LocalIndex {
     pub fn channel_of(&self, slot: u32) -> Option<&ChannelRef> {
         self.channels.get(slot as usize).map(|c| &c.channel)
     }
-
-    /// Number of channels with local subscribers.
-    pub fn channel_count(&self) -> usize {
-        self.channels.len()
-    }
 }
 
 /// Outcome of [`LocalIndex::remove`].
@@ -208,6 +203,6 @@ mod tests {
         let a = ix.add(&ch(5), 1);
         assert!(ix.remove(a).channel_empty);
         assert_eq!(ix.slot_of(5), None);
-        assert_eq!(ix.channel_count(), 0);
+        assert!(ix.channels.is_empty());
     }
 }
