@@ -23,6 +23,8 @@ pub struct Opts {
     pub size: usize,
     pub rate: f64,
     pub burst: bool,
+    /// fanout: subscribers stop reading while the messages are published.
+    pub hold_reads: bool,
     pub transports: Option<Vec<Transport>>,
     pub channels: usize,
     pub publishers: usize,
@@ -69,6 +71,8 @@ scenarios: idle-memory | fanout | channels | connect-rate | all (every scenario)
   --messages M                   messages (fanout 200, channels 20000)
   --size S                       payload bytes (default 128)
   --rate R | --burst             fanout publishing: R msgs/s (default 20) or back-to-back
+  --hold-reads                   fanout: subscribers stop reading until the server has
+                                 written everything (server-side rate, e.g. for workers)
   --channels C                   channels scenario: channel count (default 1000)
   --publishers P                 channels scenario: publisher connections (default 4)
   --sizes A,B,C                  idle-memory subscriber counts (default 1000,10000,19000)
@@ -119,6 +123,7 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         size: 128,
         rate: 20.0,
         burst: false,
+        hold_reads: false,
         transports: None,
         channels: 1000,
         publishers: 4,
@@ -145,6 +150,10 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         };
         if flag == "--burst" {
             o.burst = true;
+            continue;
+        }
+        if flag == "--hold-reads" {
+            o.hold_reads = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {

@@ -96,6 +96,50 @@ pub fn proc_cpu_secs(pid: i32) -> Res<f64> {
     Ok((ut + st) as f64 / hz)
 }
 
+/// CPU time of a whole process (all threads) in nanoseconds, from each thread's
+/// `schedstat`: exact where `stat`'s utime/stime count 10 ms ticks.
+pub fn proc_cpu_ns(pid: i32) -> Res<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = fs::read_dir(&dir).map_err(|e| format!("read {dir}: {e}"))?;
+    let mut total = 0;
+    for t in tasks.flatten() {
+        // A thread may exit between the listing and the read: it no longer counts.
+        let Ok(s) = fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Bytes the kernel still holds unsent or unacknowledged on established IPv4 sockets
+/// whose local port is `port` (`/proc/net/tcp` tx_queue): 0 means the server at that
+/// port has handed everything it wrote to its peers.
+pub fn tcp_unsent_bytes(port: u16) -> Res<u64> {
+    let s = fs::read_to_string("/proc/net/tcp").map_err(|e| format!("/proc/net/tcp: {e}"))?;
+    let mut total = 0;
+    for line in s.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state), Some(queues)) = (f.get(1), f.get(3), f.get(4)) else {
+            continue;
+        };
+        let local_port = local
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok());
+        if local_port != Some(port) || *state != "01" {
+            continue;
+        }
+        let tx = queues.split(':').next().unwrap_or("0");
+        total += u64::from_str_radix(tx, 16).unwrap_or(0);
+    }
+    Ok(total)
+}
+
 /// Kernel memory held by all TCP sockets (`/proc/net/sockstat` "TCP: ... mem N" pages).
 pub fn sockstat_tcp_mem_bytes() -> Option<u64> {
     let s = fs::read_to_string("/proc/net/sockstat").ok()?;

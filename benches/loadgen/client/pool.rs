@@ -52,6 +52,8 @@ pub struct Pool {
     rx: Receiver<(usize, Value)>,
     latest: Vec<Value>,
     reports: Vec<Option<Value>>,
+    /// Which workers have confirmed a "hold" (stopped reading).
+    held: Vec<bool>,
 }
 
 static SRC_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -85,6 +87,7 @@ impl Pool {
             rx,
             latest: vec![Value::Null; n],
             reports: vec![None; n],
+            held: vec![false; n],
         };
         for w in 0..n {
             let first = plan.total * w / n;
@@ -141,6 +144,7 @@ impl Pool {
         match v["ev"].as_str() {
             Some("progress") => self.latest[w] = v,
             Some("report") => self.reports[w] = Some(v),
+            Some("held") => self.held[w] = true,
             Some("fatal") => return Err(format!("client worker {w}: {}", v["error"])),
             Some("eof") => return Err(format!("client worker {w} exited unexpectedly")),
             _ => {}
@@ -199,6 +203,25 @@ impl Pool {
             return Err(format!("no subscriber connected ({a:?})"));
         }
         Ok(a)
+    }
+
+    /// Stops every worker reading and waits until each has confirmed it.
+    pub fn hold(&mut self) -> Res<()> {
+        self.held.iter_mut().for_each(|h| *h = false);
+        self.send_all("hold\n");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !self.held.iter().all(|h| *h) {
+            if Instant::now() > end {
+                return Err("timed out waiting for client workers to hold".into());
+            }
+            self.pump(Duration::from_millis(50))?;
+        }
+        Ok(())
+    }
+
+    /// Lets held workers read again.
+    pub fn release(&mut self) {
+        self.send_all("release\n");
     }
 
     fn send_all(&mut self, cmd: &str) {

@@ -155,7 +155,19 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 256 * 1024];
     let (mut last_progress, mut last_sweep) = (Instant::now(), Instant::now());
+    // "hold": stop reading (the kernel buffers what arrives, epoll remembers
+    // the readiness) so the load costs no CPU while the server is measured.
+    let mut held = false;
     loop {
+        if held {
+            thread::sleep(Duration::from_millis(1));
+            match commands.try_recv().as_deref().map(str::trim) {
+                Ok("release") => held = false,
+                Ok("quit") => return Ok(()),
+                _ => {}
+            }
+            continue;
+        }
         w.open_more();
         if let Err(e) = w.poll.poll(&mut events, Some(Duration::from_millis(20))) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -177,6 +189,10 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
         while let Ok(cmd) = commands.try_recv() {
             match cmd.trim() {
                 "report" => emit(&w.st.report()),
+                "hold" => {
+                    held = true;
+                    emit(&json!({"ev": "held"}));
+                }
                 "quit" => return Ok(()),
                 _ => {}
             }

@@ -7,6 +7,7 @@ mod channels;
 mod connect_rate;
 mod delivery;
 mod fanout;
+mod held;
 mod idle_memory;
 
 use std::net::SocketAddr;
@@ -74,11 +75,14 @@ impl Case {
         match self.scenario {
             Scenario::IdleMemory => format!("idle-memory {t} at {:?} subscribers", o.sizes),
             Scenario::Fanout => {
-                let mode = if o.burst {
+                let mut mode = if o.burst {
                     "burst".to_string()
                 } else {
                     format!("paced {}/s", o.rate)
                 };
+                if o.hold_reads {
+                    mode.push_str(", reads held");
+                }
                 format!(
                     "fanout {t} {} subs x {} msgs x {} B, {mode}",
                     o.subscribers(),
