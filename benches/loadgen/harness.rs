@@ -116,6 +116,16 @@ pub fn proc_cpu_ns(pid: i32) -> Res<u64> {
     Ok(total)
 }
 
+/// Write-family syscalls (write, writev, sendmsg…) a process has made, all threads
+/// (`/proc/PID/io` syscw): how well a server coalesces its output.
+pub fn proc_write_syscalls(pid: i32) -> Res<u64> {
+    read_proc(pid, "io")?
+        .lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no syscw in /proc/{pid}/io"))
+}
+
 /// Bytes the kernel still holds unsent or unacknowledged on established IPv4 sockets
 /// whose local port is `port` (`/proc/net/tcp` tx_queue): 0 means the server at that
 /// port has handed everything it wrote to its peers.

@@ -23,7 +23,7 @@ pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
     let mut d = setup_delivery(ctx, &plan)?;
     let sampler = if o.hold_reads {
         d.pool.hold()?;
-        Some(CpuSampler::start(d.server.pid()?))
+        Some(CpuSampler::start(d.server.pid()?)?)
     } else {
         None
     };

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::{put, Metrics};
-use crate::harness::{mono_ns, proc_cpu_ns, tcp_unsent_bytes};
+use crate::harness::{mono_ns, proc_cpu_ns, proc_write_syscalls, tcp_unsent_bytes};
 use crate::publish::PubOutcome;
 use crate::Res;
 
@@ -22,16 +22,24 @@ const QUIET: Duration = Duration::from_millis(50);
 
 /// Samples a process's CPU time every millisecond on a thread.
 pub(super) struct CpuSampler {
+    pid: i32,
+    writes0: u64,
     published: Arc<AtomicBool>,
     thread: JoinHandle<Res<Vec<(u64, u64)>>>,
 }
 
 impl CpuSampler {
-    pub(super) fn start(pid: i32) -> CpuSampler {
+    pub(super) fn start(pid: i32) -> Res<CpuSampler> {
+        let writes0 = proc_write_syscalls(pid)?;
         let published = Arc::new(AtomicBool::new(false));
         let flag = published.clone();
         let thread = thread::spawn(move || sample_until_quiet(pid, &flag));
-        CpuSampler { published, thread }
+        Ok(CpuSampler {
+            pid,
+            writes0,
+            published,
+            thread,
+        })
     }
 
     /// Call when the publisher is done; returns once the server has gone quiet.
@@ -73,15 +81,17 @@ fn busy(a: (u64, u64), b: (u64, u64)) -> bool {
 }
 
 /// The held-reads figures: server deliveries per second from the first publish write to
-/// the end of the server's last busy millisecond, exact CPU per delivery, and the bytes
-/// left unsent (an error unless 0).
+/// the end of the server's last busy millisecond, exact CPU per delivery, deliveries per
+/// write syscall, and the bytes left unsent (an error unless 0).
 pub(super) fn held_figures(
     sampler: CpuSampler,
     port: u16,
     expected: u64,
     out: &PubOutcome,
 ) -> Res<Metrics> {
+    let (pid, writes0) = (sampler.pid, sampler.writes0);
     let samples = sampler.finish()?;
+    let writes = proc_write_syscalls(pid)?.saturating_sub(writes0);
     let unsent = tcp_unsent_bytes(port)?;
     if unsent > 0 {
         return Err(format!(
@@ -108,6 +118,11 @@ pub(super) fn held_figures(
         &mut m,
         "held_server_cpu_us_per_delivery",
         end.1.saturating_sub(cpu0) as f64 / 1e3 / expected.max(1) as f64,
+    );
+    put(
+        &mut m,
+        "held_server_deliveries_per_write",
+        expected as f64 / writes.max(1) as f64,
     );
     put(&mut m, "held_unsent_bytes", unsent as f64);
     Ok(m)
