@@ -97,17 +97,18 @@ impl Server {
         for (id, ((poll, listener), inbox)) in
             polls.into_iter().zip(listeners).zip(inboxes).enumerate()
         {
-            let reactor = Reactor::new(ReactorSetup {
+            let mut setup = ReactorSetup {
                 id,
                 poll,
                 listener,
                 inbox,
                 hub: hub.clone(),
                 shared: shared.clone(),
-            })?;
+            };
+            setup.register_listener()?;
             let t = std::thread::Builder::new()
                 .name(format!("crier-reactor-{id}"))
-                .spawn(move || reactor.run())?;
+                .spawn(move || Reactor::new(setup).run())?;
             threads.push(t);
         }
         log::info!("crier listening on {addr} with {workers} reactor(s)");

@@ -2,15 +2,16 @@
 //! published messages on them, and tearing subscriptions down.
 
 use bytes::Bytes;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use super::conn::{Role, Subscriber, TransportState};
+use super::conn::{Conn, Role, Subscriber, TransportState};
 use super::outqueue::Flushed;
 use super::{mark_dirty, Reactor};
 use crate::proto::{sse, stream, websocket};
 use crate::pubsub::bus::ChannelRef;
 use crate::pubsub::hub::{ChannelRequest, Resume, Subscribed};
-use crate::pubsub::message::{Message, WireFormat};
+use crate::pubsub::message::{EncodeSettings, Message, WireFormat};
 use crate::reactor::liveness::secs_to_ticks;
 use crate::reactor::local::SubList;
 use crate::status::{CloseCause, ConnKind, ReactorStats};
@@ -161,76 +162,44 @@ impl Reactor {
         );
     }
 
-    /// Queues message `m` on every local subscriber of its channels. The
-    /// payload is encoded at most once per wire format (shared `Bytes`).
-    pub(super) fn fan_out(&mut self, m: &Arc<Message>) {
-        let mut encoded: [Option<Bytes>; WireFormat::COUNT] = Default::default();
-        let mut delivered = 0u64;
-        let mut written = 0u64;
-        let max_queued = self.shared.config.max_queued_bytes;
-        for ch in m.channels.iter() {
+    /// Queues `batch` — consecutive messages published to the same
+    /// channels, in publish order — on every local subscriber of those
+    /// channels. Subscribers are the outer loop, so each one's connection
+    /// and queue are touched once per batch rather than once per message:
+    /// with thousands of subscribers that state is far larger than the CPU
+    /// cache. Each message is encoded at most once per wire format, and
+    /// each encoding is shared by this reactor's subscribers through one
+    /// `Rc`.
+    pub(super) fn fan_out(&mut self, batch: &[Arc<Message>]) {
+        let Some(first) = batch.first() else {
+            return;
+        };
+        let mut turn = FanoutTurn {
+            encoded: vec![Default::default(); batch.len()],
+            settings: &self.shared.encode,
+            max_queued: self.shared.config.max_queued_bytes,
+            now: self.now,
+            dirty: &mut self.dirty,
+            slow: &mut self.slow,
+            longpolls_ready: &mut self.longpolls_ready,
+            delivered: 0,
+            written: 0,
+        };
+        for ch in first.channels.iter() {
             let Some(slot) = self.local.slot_of(ch.id) else {
                 continue;
             };
             for &key in self.local.subscribers(slot) {
-                let Some(c) = self.conns.get_mut(key as usize) else {
-                    continue;
-                };
-                // Already sent (replay raced with this publish, or the
-                // message went to several channels this connection has).
-                if c.last_seq >= m.seq || c.flags.close_after_flush {
-                    continue;
-                }
-                let Role::Subscriber(sub) = &mut c.role else {
-                    continue;
-                };
-                if let Some(lp) = sub.longpoll_mut() {
-                    c.last_seq = m.seq;
-                    lp.messages.push(m.clone());
-                    if !lp.ready {
-                        lp.ready = true;
-                        self.longpolls_ready.push(key as usize);
-                    }
-                    delivered += 1;
-                    continue;
-                }
-                let bytes = encoded[sub.format.index()]
-                    .get_or_insert_with(|| m.encoded(sub.format, &self.shared.encode));
-                c.last_seq = m.seq;
-                // Judged on the backlog *behind* the message being written
-                // and *before* this one: one message however large always
-                // fits (memory per connection stays below the cap plus one
-                // message, and messages are shared anyway).
-                if c.out.backlog_bytes() > max_queued && !c.flags.write_blocked {
-                    // The queue may be over the cap only because this loop
-                    // turn has not flushed yet (several large messages in
-                    // one inbox drain): write now before judging. A write
-                    // error is left to the regular flush to reap.
-                    if let Ok((n, flushed)) = c.out.write_to(&mut c.socket) {
-                        written += n as u64;
-                        if n > 0 {
-                            c.last_write = self.now;
-                        }
-                        c.flags.write_blocked = flushed == Flushed::Blocked;
+                if let Some(c) = self.conns.get_mut(key as usize) {
+                    for (i, m) in batch.iter().enumerate() {
+                        turn.deliver(key as usize, c, m, i);
                     }
                 }
-                if c.out.backlog_bytes() > max_queued {
-                    // Slow consumer: dropped after this fanout (it will
-                    // reconnect and resume from history); nobody waits.
-                    if !c.flags.close_after_flush {
-                        c.flags.close_after_flush = true;
-                        self.slow.push(key as usize);
-                    }
-                    continue;
-                }
-                c.out.push(bytes.clone());
-                mark_dirty(&mut self.dirty, key as usize, c);
-                delivered += 1;
             }
         }
         let stats = &self.shared.stats.reactors[self.id];
-        ReactorStats::add(&stats.delivered_messages, delivered);
-        ReactorStats::add(&stats.bytes_out, written);
+        ReactorStats::add(&stats.delivered_messages, turn.delivered);
+        ReactorStats::add(&stats.bytes_out, turn.written);
     }
 
     /// Tells local subscribers of a deleted channel and disconnects them.
@@ -319,5 +288,75 @@ impl Reactor {
             }
         }
         self.hub.unsubscribe(self.id, &channels);
+    }
+}
+
+/// One [`Reactor::fan_out`] call: the batch's encodings and the reactor
+/// state a delivery touches besides the connection itself.
+struct FanoutTurn<'a> {
+    /// Per message of the batch, its encoding per wire format (on first use).
+    encoded: Vec<[Option<Rc<Bytes>>; WireFormat::COUNT]>,
+    settings: &'a EncodeSettings,
+    max_queued: usize,
+    now: u32,
+    dirty: &'a mut Vec<usize>,
+    slow: &'a mut Vec<usize>,
+    longpolls_ready: &'a mut Vec<usize>,
+    delivered: u64,
+    written: u64,
+}
+
+impl FanoutTurn<'_> {
+    /// Queues message `m` (number `i` of the batch) on connection `key`.
+    fn deliver(&mut self, key: usize, c: &mut Conn, m: &Arc<Message>, i: usize) {
+        // Already sent (replay raced with this publish, or the message went
+        // to several channels this connection has), or on its way out.
+        if c.last_seq >= m.seq || c.flags.close_after_flush {
+            return;
+        }
+        let Role::Subscriber(sub) = &mut c.role else {
+            return;
+        };
+        if let Some(lp) = sub.longpoll_mut() {
+            c.last_seq = m.seq;
+            lp.messages.push(m.clone());
+            if !lp.ready {
+                lp.ready = true;
+                self.longpolls_ready.push(key);
+            }
+            self.delivered += 1;
+            return;
+        }
+        let settings = self.settings;
+        let bytes = self.encoded[i][sub.format.index()]
+            .get_or_insert_with(|| Rc::new(m.encoded(sub.format, settings)));
+        c.last_seq = m.seq;
+        // Judged on the backlog *behind* the message being written and
+        // *before* this one: one message however large always fits (memory
+        // per connection stays below the cap plus one message, and messages
+        // are shared anyway).
+        if c.out.backlog_bytes() > self.max_queued && !c.flags.write_blocked {
+            // The queue may be over the cap only because this loop turn has
+            // not flushed yet (several large messages in one inbox drain):
+            // write now before judging. A write error is left to the
+            // regular flush to reap.
+            if let Ok((n, flushed)) = c.out.write_to(&mut c.socket) {
+                self.written += n as u64;
+                if n > 0 {
+                    c.last_write = self.now;
+                }
+                c.flags.write_blocked = flushed == Flushed::Blocked;
+            }
+        }
+        if c.out.backlog_bytes() > self.max_queued {
+            // Slow consumer: dropped after this fanout (it will reconnect
+            // and resume from history); nobody waits.
+            c.flags.close_after_flush = true;
+            self.slow.push(key);
+            return;
+        }
+        c.out.push_local(bytes);
+        mark_dirty(self.dirty, key, c);
+        self.delivered += 1;
     }
 }

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::http::response::ResponseOptions;
 use crate::pubsub::bus::Delivery;
 use crate::pubsub::hub::Hub;
-use crate::pubsub::message::EncodeSettings;
+use crate::pubsub::message::{EncodeSettings, Message};
 use crate::status::{CloseCause, ConnKind, PeerGone, ReactorStats, Stats};
 use conn::{Conn, Role};
 use liveness::{secs_to_ticks, Jitter, Pings, TICK};
@@ -52,6 +52,11 @@ const MAX_READS_PER_EVENT: usize = 16;
 
 /// Wheel size: 1024 ticks of 250 ms, about four minutes per revolution.
 const WHEEL_SLOTS: usize = 1024;
+
+/// Most messages fanned out in one pass over the subscribers: enough to
+/// touch each subscriber once per burst, few enough that the batch's
+/// encodings stay in cache.
+const MAX_FANOUT_BATCH: usize = 64;
 
 /// The answer to a connection over `max-connections`: fixed bytes, written
 /// once without buffering.
@@ -118,20 +123,26 @@ pub struct Reactor {
     omit_body: bool,
 }
 
-impl Reactor {
-    /// Builds the reactor and registers its listener.
-    pub fn new(setup: ReactorSetup) -> io::Result<Reactor> {
-        let mut listener = setup.listener;
-        setup
-            .poll
+impl ReactorSetup {
+    /// Registers the listener for accept readiness; done before the thread
+    /// starts so that `Server::start` reports a failure.
+    pub fn register_listener(&mut self) -> io::Result<()> {
+        self.poll
             .registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+            .register(&mut self.listener, LISTENER, Interest::READABLE)
+    }
+}
+
+impl Reactor {
+    /// Builds the reactor, on its own thread: connections hold
+    /// thread-local `Rc`s (see `outqueue.rs`), so a reactor never moves.
+    pub fn new(setup: ReactorSetup) -> Reactor {
         let cfg = &setup.shared.config;
         let seed = Instant::now().elapsed().as_nanos() as u64 ^ crate::pubsub::hub::now_ms();
-        Ok(Reactor {
+        Reactor {
             id: setup.id,
             poll: setup.poll,
-            listener: Some(listener),
+            listener: Some(setup.listener),
             inbox: setup.inbox,
             hub: setup.hub,
             conns: Slab::new(),
@@ -156,7 +167,7 @@ impl Reactor {
             drain_until: None,
             omit_body: false,
             shared: setup.shared,
-        })
+        }
     }
 
     fn stats(&self) -> &ReactorStats {
@@ -374,20 +385,43 @@ impl Reactor {
     }
 
     /// Drains the inbox. Returns true when the reactor must stop now.
+    /// Consecutive messages to the same channels are fanned out as one
+    /// batch (see [`fan_out`](Self::fan_out)); anything else ends a batch,
+    /// so every delivery keeps its place in the order.
     fn drain_inbox(&mut self) -> bool {
         let mut stop = false;
+        let mut batch: Vec<Arc<Message>> = Vec::new();
         while let Ok(d) = self.inbox.try_recv() {
-            match d {
-                Delivery::Message(m) => self.fan_out(&m),
-                Delivery::ChannelDeleted(ch) => self.on_channel_deleted(&ch),
-                Delivery::Shutdown => stop = true,
-                Delivery::Drain(until) => self.start_drain(until),
+            let Delivery::Message(m) = d else {
+                self.fan_out(&batch);
+                batch.clear();
+                stop |= self.handle_delivery(d);
+                continue;
+            };
+            let fits = batch.len() < MAX_FANOUT_BATCH
+                && batch.last().is_none_or(|prev| same_channels(prev, &m));
+            if !fits {
+                self.fan_out(&batch);
+                batch.clear();
             }
+            batch.push(m);
         }
+        self.fan_out(&batch);
         for k in std::mem::take(&mut self.slow) {
             self.drop_slow_consumer(k);
         }
         stop
+    }
+
+    /// Handles one inbox delivery on its own. Returns true for `Shutdown`.
+    fn handle_delivery(&mut self, d: Delivery) -> bool {
+        match d {
+            Delivery::Message(m) => self.fan_out(std::slice::from_ref(&m)),
+            Delivery::ChannelDeleted(ch) => self.on_channel_deleted(&ch),
+            Delivery::Shutdown => return true,
+            Delivery::Drain(until) => self.start_drain(until),
+        }
+        false
     }
 
     /// Reactor 0 asks the hub to expire messages and collect idle channels
@@ -541,6 +575,16 @@ impl Reactor {
             self.close(k, cause);
         }
     }
+}
+
+/// Whether two messages went to the same channels (so one fanout pass
+/// serves both).
+fn same_channels(a: &Message, b: &Message) -> bool {
+    a.channels.len() == b.channels.len()
+        && a.channels
+            .iter()
+            .zip(b.channels.iter())
+            .all(|(x, y)| x.id == y.id)
 }
 
 fn mark_dirty(dirty: &mut Vec<usize>, k: usize, c: &mut Conn) {

@@ -1,31 +1,72 @@
 //! A connection's unsent output: shared chunks plus an offset, flushed with
 //! one vectored write per loop turn.
 //!
-//! Entries are `Bytes`, so a message encoded once is referenced (not
-//! copied) by every subscriber's queue. The first chunk is stored inline:
-//! the common case — one message (or one reply) per flush — allocates
-//! nothing per connection, and an idle connection owns no heap. Only a
-//! backlog of several chunks spills into a boxed ring, freed when it drains.
+//! A message encoded once is referenced, not copied, by every subscriber's
+//! queue. Within one reactor the reference is an `Rc` ([`Chunk::Local`]):
+//! an atomic reference count per subscriber would be a locked instruction
+//! per delivery, which drains the store buffer and cost about a fifth of
+//! the CPU of a burst fanout (docs/PERFORMANCE.md). The first chunk is
+//! stored inline: the common case — one message (or one reply) per flush —
+//! allocates nothing per connection, and an idle connection owns no heap.
+//! Only a backlog of several chunks spills into a boxed ring, freed when it
+//! drains.
 
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
 
 /// How many chunks go into one `writev`; Linux accepts up to 1024 (IOV_MAX).
 const MAX_IOVECS: usize = 64;
+
+/// One queued piece of output.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Bytes of this connection alone, or shared across threads.
+    Owned(Bytes),
+    /// A message encoding shared by this reactor's subscribers, counted
+    /// with a plain (non-atomic) reference count.
+    Local(Rc<Bytes>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(b) => b,
+            Chunk::Local(b) => b,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Drops the first `n` bytes (a partial write). A shared chunk becomes
+    /// this connection's own slice of it: one atomic increment, only when a
+    /// socket took part of a chunk.
+    fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Owned(b) => b.advance(n),
+            Chunk::Local(b) => *self = Chunk::Owned(b.slice(n..)),
+        }
+    }
+}
+
+/// Chunks queued behind the head, with their total size.
+#[derive(Debug, Default)]
+struct Backlog {
+    chunks: VecDeque<Chunk>,
+    bytes: usize,
+}
 
 /// Unsent bytes of one connection.
 #[derive(Debug, Default)]
 pub struct OutQueue {
     /// The oldest unsent chunk (partially written chunks are advanced).
-    head: Option<Bytes>,
+    head: Option<Chunk>,
     /// Chunks after `head`, only while there are any. Boxed on purpose:
-    /// 8 bytes inline instead of 32 on every one of a million connections.
-    #[allow(clippy::box_collection)]
-    rest: Option<Box<VecDeque<Bytes>>>,
-    /// Bytes queued; a subscriber is cut off far below 4 GiB
-    /// (`max-queued-bytes`) and replies are bounded by the read throttle.
-    queued: u32,
+    /// 8 bytes inline instead of 40 on every one of a million connections.
+    rest: Option<Box<Backlog>>,
 }
 
 /// Result of a flush attempt.
@@ -38,20 +79,26 @@ pub enum Flushed {
 }
 
 impl OutQueue {
-    /// Appends a chunk (a cheap reference-count increment for shared bytes).
-    pub fn push(&mut self, chunk: Bytes) {
-        if chunk.is_empty() {
+    /// Appends bytes (a cheap reference-count increment for shared bytes).
+    pub fn push(&mut self, bytes: Bytes) {
+        self.push_chunk(Chunk::Owned(bytes));
+    }
+
+    /// Appends a message encoding shared within this reactor.
+    pub fn push_local(&mut self, bytes: &Rc<Bytes>) {
+        self.push_chunk(Chunk::Local(Rc::clone(bytes)));
+    }
+
+    fn push_chunk(&mut self, chunk: Chunk) {
+        if chunk.len() == 0 {
             return;
         }
-        self.queued = self
-            .queued
-            .saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
         if self.head.is_none() {
             self.head = Some(chunk);
         } else {
-            self.rest
-                .get_or_insert_with(Default::default)
-                .push_back(chunk);
+            let rest = self.rest.get_or_insert_with(Default::default);
+            rest.bytes += chunk.len();
+            rest.chunks.push_back(chunk);
         }
     }
 
@@ -65,17 +112,16 @@ impl OutQueue {
         self.head.is_none()
     }
 
-    /// Bytes waiting to be written (the backpressure measure).
+    /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.queued as usize
+        self.head.as_ref().map_or(0, Chunk::len) + self.backlog_bytes()
     }
 
     /// Bytes queued behind the chunk being written: the backpressure
     /// measure. The chunk in progress is one message (or reply) at most, so
     /// a single large message never counts against the cap by itself.
     pub fn backlog_bytes(&self) -> usize {
-        self.queued_bytes()
-            .saturating_sub(self.head.as_ref().map_or(0, |h| h.len()))
+        self.rest.as_ref().map_or(0, |r| r.bytes)
     }
 
     /// Drops everything queued (the connection is going away).
@@ -90,14 +136,14 @@ impl OutQueue {
         let mut total = 0;
         while let Some(head) = &self.head {
             let result = match self.rest.as_deref() {
-                None => w.write(head),
+                None => w.write(head.bytes()),
                 Some(rest) => {
                     // On the stack: this runs once per subscriber per turn.
                     let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                    slices[0] = IoSlice::new(head);
+                    slices[0] = IoSlice::new(head.bytes());
                     let mut count = 1;
-                    for (slot, chunk) in slices[1..].iter_mut().zip(rest.iter()) {
-                        *slot = IoSlice::new(chunk);
+                    for (slot, chunk) in slices[1..].iter_mut().zip(rest.chunks.iter()) {
+                        *slot = IoSlice::new(chunk.bytes());
                         count += 1;
                     }
                     w.write_vectored(&slices[..count])
@@ -120,7 +166,6 @@ impl OutQueue {
     }
 
     fn consume(&mut self, mut n: usize) {
-        self.queued = self.queued.saturating_sub(n as u32);
         while n > 0 {
             let Some(head) = self.head.as_mut() else {
                 break;
@@ -130,14 +175,15 @@ impl OutQueue {
                 return;
             }
             n -= head.len();
-            self.head = self.rest.as_mut().and_then(|r| r.pop_front());
+            self.head = self.rest.as_mut().and_then(|r| {
+                let next = r.chunks.pop_front()?;
+                r.bytes -= next.len();
+                Some(next)
+            });
         }
-        if self.head.is_none() || self.rest.as_ref().is_some_and(|r| r.is_empty()) {
+        if self.rest.as_ref().is_some_and(|r| r.chunks.is_empty()) {
             // Free the ring as soon as it is not needed.
             self.rest = None;
-        }
-        if self.head.is_none() {
-            self.queued = 0;
         }
     }
 }
@@ -197,6 +243,7 @@ mod tests {
         let (n, f) = q.write_to(&mut w).unwrap();
         assert_eq!((n, f), (8, Flushed::Blocked));
         assert_eq!(q.queued_bytes(), 3);
+        assert_eq!(q.backlog_bytes(), 0);
         w.block_after = usize::MAX;
         assert_eq!(q.write_to(&mut w).unwrap(), (3, Flushed::All));
         assert_eq!(w.out, b"hello world");
@@ -237,5 +284,28 @@ mod tests {
         q.write_to(&mut w).unwrap();
         assert_eq!(w.out, (0..200u8).collect::<Vec<_>>());
         assert!(w.calls >= 4);
+    }
+
+    #[test]
+    fn shared_chunks_survive_partial_writes_and_count_towards_the_backlog() {
+        let shared = Rc::new(Bytes::from_static(b"message!"));
+        let mut a = OutQueue::default();
+        let mut b = OutQueue::default();
+        for q in [&mut a, &mut b] {
+            q.push_local(&shared);
+            q.push_local(&shared);
+        }
+        assert_eq!(Rc::strong_count(&shared), 5);
+        assert_eq!((a.queued_bytes(), a.backlog_bytes()), (16, 8));
+        let mut w = trickle(3, 1);
+        assert_eq!(a.write_to(&mut w).unwrap(), (3, Flushed::Blocked));
+        // The partly written head is now a slice of its own.
+        assert_eq!(Rc::strong_count(&shared), 4);
+        w.block_after = usize::MAX;
+        w.limit = usize::MAX / 2;
+        a.write_to(&mut w).unwrap();
+        assert_eq!(w.out, b"message!message!");
+        drop(b);
+        assert_eq!(Rc::strong_count(&shared), 1);
     }
 }

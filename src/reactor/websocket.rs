@@ -239,7 +239,7 @@ impl Reactor {
         while let Ok(d) = self.inbox.try_recv() {
             match d {
                 Delivery::Message(m) => {
-                    self.fan_out(&m);
+                    self.fan_out(std::slice::from_ref(&m));
                     self.flush(k);
                 }
                 Delivery::ChannelDeleted(ch) => self.on_channel_deleted(&ch),
