@@ -19,10 +19,14 @@ bench fanout-paced     fanout --peer all --transport sse,ws --rate 20
 bench fanout-burst     fanout --peer all --transport sse,ws,ws-deflate --burst
 bench channels         channels --peer all
 bench connect-rate     connect-rate --peer all
-# Scaling: the same paced and burst fanout with two reactors on two cores
-# (the load shares a core with the server here, so this understates it).
+# Scaling: burst fanout with one and two reactors. With the subscribers
+# reading, the load needs a core of its own and caps both; with
+# --hold-reads the subscribers pause while the server writes, so the
+# server's own rate is measured (see benches/README.md).
 bench workers-1        fanout --peer crier --burst --messages 1000 --server-workers 1
 bench workers-2        fanout --peer crier --burst --messages 1000 --server-workers 2
+bench workers-held-1   fanout --peer crier --burst --hold-reads --runs 5 --server-workers 1
+bench workers-held-2   fanout --peer crier --burst --hold-reads --runs 5 --server-workers 2
 cargo bench -q --bench timer 2>&1 | tee "$OUT/timer.txt"
 grep -h '^{"bench"' "$OUT"/*.txt > "$OUT/all.jsonl" || true
 echo "results in $OUT (one JSON line per case in $OUT/all.jsonl)"
