@@ -124,6 +124,28 @@ impl Worker {
         }
     }
 
+    /// Registers (or deregisters) every open subscriber with epoll; a
+    /// socket registered again reports its readiness at once.
+    fn watch_all(&mut self, watch: bool) -> Res<()> {
+        let registry = self.poll.registry();
+        for (i, sub) in self.subs.iter_mut().enumerate() {
+            let Some(sub) = sub else {
+                continue;
+            };
+            let r = if watch {
+                registry.register(
+                    &mut sub.sock,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+            } else {
+                registry.deregister(&mut sub.sock)
+            };
+            r.map_err(|e| format!("epoll_ctl: {e}"))?;
+        }
+        Ok(())
+    }
+
     fn sweep_timeouts(&mut self) {
         let limit = self.spec.connect_timeout.as_nanos() as u64;
         let now = mono_ns();
@@ -155,14 +177,20 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 256 * 1024];
     let (mut last_progress, mut last_sweep) = (Instant::now(), Instant::now());
-    // "hold": stop reading (the kernel buffers what arrives, epoll remembers
-    // the readiness) so the load costs no CPU while the server is measured.
+    // "hold": stop reading (the kernel buffers what arrives) so the load
+    // costs no CPU while the server is measured. The sockets leave epoll
+    // meanwhile: an arriving segment then wakes nobody, as it would on a
+    // client machine of its own, instead of every server core taking this
+    // process's epoll lock.
     let mut held = false;
     loop {
         if held {
             thread::sleep(Duration::from_millis(1));
             match commands.try_recv().as_deref().map(str::trim) {
-                Ok("release") => held = false,
+                Ok("release") => {
+                    w.watch_all(true)?;
+                    held = false;
+                }
                 Ok("quit") => return Ok(()),
                 _ => {}
             }
@@ -190,6 +218,7 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
             match cmd.trim() {
                 "report" => emit(&w.st.report()),
                 "hold" => {
+                    w.watch_all(false)?;
                     held = true;
                     emit(&json!({"ev": "held"}));
                 }
