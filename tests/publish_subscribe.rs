@@ -144,6 +144,81 @@ fn multi_channel_subscription_gets_each_message_once() {
     assert!(id_of(&r6) > ids[3]);
 }
 
+/// Messages that reach a reactor together are fanned out in batches of
+/// consecutive messages to the same channels; a burst that switches
+/// channels at every step must still reach every subscriber once each, in
+/// publish order.
+#[test]
+fn pipelined_burst_across_channels_keeps_order_for_every_subscriber() {
+    let server = start_with(2, |_| {});
+    let addr = server.addr();
+    let mut both: Vec<SseClient> = (0..4)
+        .map(|_| SseClient::connect(addr, "/ev/a/b"))
+        .collect();
+    let mut only_a: Vec<SseClient> = (0..4).map(|_| SseClient::connect(addr, "/ev/a")).collect();
+    let mut only_b: Vec<StreamClient> = (0..4)
+        .map(|_| StreamClient::connect(addr, "/sub/b"))
+        .collect();
+    let targets = ["a", "a", "b", "a/b", "a/b", "b", "b", "a", "a/b", "a"];
+    let bursts = 20;
+    let mut requests = Vec::new();
+    let mut sent = Vec::new();
+    for round in 0..bursts {
+        for (i, ch) in targets.iter().enumerate() {
+            let body = format!("{round}-{i}-{ch}");
+            requests.extend_from_slice(
+                format!(
+                    "POST /pub?id={ch} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            sent.push((*ch, body));
+        }
+    }
+    let mut publisher = Conn::connect(addr);
+    publisher.write(&requests);
+    for _ in &sent {
+        assert_eq!(publisher.read_response().status, 200);
+    }
+    let wanted = |f: fn(&str) -> bool| -> Vec<String> {
+        sent.iter()
+            .filter(|(ch, _)| f(ch))
+            .map(|(_, b)| b.clone())
+            .collect()
+    };
+    let to_a = wanted(|ch| ch.contains('a'));
+    let to_b = wanted(|ch| ch.contains('b'));
+    let to_any = wanted(|_| true);
+    for (n, c) in both.iter_mut().enumerate() {
+        let got: Vec<String> = to_any.iter().map(|_| c.event().data).collect();
+        assert_eq!(got, to_any, "/ev/a/b subscriber {n}");
+    }
+    for (n, c) in only_a.iter_mut().enumerate() {
+        let got: Vec<String> = to_a.iter().map(|_| c.event().data).collect();
+        assert_eq!(got, to_a, "/ev/a subscriber {n}");
+    }
+    for (n, c) in only_b.iter_mut().enumerate() {
+        let got: Vec<String> = to_b
+            .iter()
+            .map(|_| String::from_utf8(c.chunk()).unwrap())
+            .collect();
+        let want: Vec<String> = to_b.iter().map(|b| format!("{b}\n")).collect();
+        assert_eq!(got, want, "/sub/b subscriber {n}");
+    }
+    // Nothing more: the next event is a fresh marker.
+    publish(addr, "a/b", b"end");
+    for c in &mut both {
+        assert_eq!(c.event().data, "end");
+    }
+    for c in &mut only_a {
+        assert_eq!(c.event().data, "end");
+    }
+    for c in &mut only_b {
+        assert_eq!(c.chunk(), b"end\n");
+    }
+}
+
 #[test]
 fn many_subscribers_over_reactors_get_every_message_once_in_order() {
     const SUBS: usize = 40;
