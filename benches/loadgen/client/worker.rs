@@ -185,13 +185,13 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
     let mut held = false;
     loop {
         if held {
-            thread::sleep(Duration::from_millis(1));
-            match commands.try_recv().as_deref().map(str::trim) {
+            // Blocks: a held worker does not even wake up until told.
+            match commands.recv().as_deref().map(str::trim) {
                 Ok("release") => {
                     w.watch_all(true)?;
                     held = false;
                 }
-                Ok("quit") => return Ok(()),
+                Ok("quit") | Err(_) => return Ok(()),
                 _ => {}
             }
             continue;
