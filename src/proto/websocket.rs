@@ -904,27 +904,22 @@ mod tests {
         small.extend(frame(true, false, 1, "☃𝄞".as_bytes()));
         let small = &small[..];
         let small_expected = all(small).unwrap();
+        // Reads every complete frame from the front of `buf`, as a caller does.
+        let read_all = |r: &mut MessageReader, buf: &mut Vec<u8>, events: &mut Vec<WsEvent>| loop {
+            let (n, ev) = r.read(buf).unwrap();
+            events.extend(ev);
+            if n == 0 {
+                break;
+            }
+            buf.drain(..n);
+        };
         for k in 0..small.len() {
             let mut r = MessageReader::new(1 << 20, false);
             let mut buf = small[..k].to_vec();
             let mut events = Vec::new();
-            loop {
-                let (n, ev) = r.read(&buf).unwrap();
-                events.extend(ev);
-                if n == 0 {
-                    break;
-                }
-                buf.drain(..n);
-            }
+            read_all(&mut r, &mut buf, &mut events);
             buf.extend_from_slice(&small[k..]);
-            loop {
-                let (n, ev) = r.read(&buf).unwrap();
-                events.extend(ev);
-                if n == 0 {
-                    break;
-                }
-                buf.drain(..n);
-            }
+            read_all(&mut r, &mut buf, &mut events);
             assert!(buf.is_empty());
             assert_eq!(events, small_expected, "split {k}");
         }
