@@ -7,7 +7,6 @@
 //! channels, ids and history. See docs/ARCHITECTURE.md.
 
 pub mod config;
-pub mod hostcheck;
 pub mod http;
 pub mod logging;
 pub mod proto;

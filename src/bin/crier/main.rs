@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crier::config::{Config, Overrides};
-use crier::{hostcheck, logging, Server};
+use crier::{logging, Server};
+
+mod hostcheck;
 
 /// crier — a push-stream edge server. Publish with
 /// `curl -d hello 'http://127.0.0.1:8080/pub?id=news'`, subscribe with
