@@ -30,14 +30,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.check_host {
-        let facts = hostcheck::HostFacts::read();
-        let findings = hostcheck::check(&facts, n, &hostcheck::Budget::default());
-        print!("{}", hostcheck::render(&findings, n));
-        return if findings.iter().all(|f| f.ok) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
+        return hostcheck::run(n);
     }
     let mut config = match &cli.config {
         Some(path) => match Config::from_file(path) {
