@@ -5,7 +5,7 @@
 use super::facts::HostFacts;
 use super::render::{bytes, group, limit_text};
 use super::{
-    Finding, BUFFER_DEFAULT_LIMIT, DEFAULT_BACKLOG, PAGE_BYTES, RECOMMENDED_CONNTRACK_MAX,
+    Finding, BUFFER_DEFAULT_LIMIT, DEFAULT_BACKLOG, RECOMMENDED_CONNTRACK_MAX,
     RECOMMENDED_FILE_MAX, RECOMMENDED_NOFILE, RECOMMENDED_SOMAXCONN, RECOMMENDED_SYN_BACKLOG,
 };
 
@@ -232,25 +232,29 @@ fn check_memory(facts: &HostFacts, n: u64, budget: &Budget, out: &mut Vec<Findin
     });
 }
 
-/// `tcp_mem` line for N: high covers N × kernel bytes, pressure starts at
-/// three quarters of it, and below half of it the kernel does not regulate.
-/// The same formula gives the table in tuning/sysctl.conf.
-fn tcp_mem_recommendation(n: u64, budget: &Budget) -> [u64; 3] {
+/// `tcp_mem` line for N, in pages of `page_bytes`: high covers N × kernel
+/// bytes, pressure starts at three quarters of it, and below half of it the
+/// kernel does not regulate. With 4 KiB pages the same formula gives the
+/// table in tuning/sysctl.conf.
+fn tcp_mem_recommendation(n: u64, budget: &Budget, page_bytes: u64) -> [u64; 3] {
     let high = n
         .saturating_mul(budget.kernel_bytes_per_conn)
-        .div_ceil(PAGE_BYTES);
+        .div_ceil(page_bytes);
     [high / 2, high / 4 * 3, high]
 }
 
-/// `tcp_mem` high (pages × [`PAGE_BYTES`]) must cover N × kernel bytes.
-/// tcp_mem counts socket buffers only, not socket objects, so with the
-/// default budget this asks for two pages per connection: one for a
-/// broadcast sitting on every subscriber socket until it is ACKed, one of
-/// headroom for a second message, pings and publishers' receive buffers.
-/// Over the high mark the kernel refuses socket memory and drops packets.
+/// `tcp_mem` high (pages × the host's page size) must cover N × kernel
+/// bytes. tcp_mem counts socket buffers only, not socket objects, so with
+/// the default budget this asks for two 4 KiB pages per connection: one
+/// for a broadcast sitting on every subscriber socket until it is ACKed,
+/// one of headroom for a second message, pings and publishers' receive
+/// buffers. Over the high mark the kernel refuses socket memory and drops
+/// packets.
 fn check_tcp_mem(facts: &HostFacts, n: u64, budget: &Budget, out: &mut Vec<Finding>) {
     let need = n.saturating_mul(budget.kernel_bytes_per_conn);
-    let rec = tcp_mem_recommendation(n, budget);
+    // read() never gives 0; made-up facts may, and must not divide by it.
+    let page_bytes = facts.page_bytes.max(1);
+    let rec = tcp_mem_recommendation(n, budget, page_bytes);
     let fix = format!(
         "net.ipv4.tcp_mem = {} {} {} (pages; tuning/sysctl.conf has the table by N)",
         rec[0], rec[1], rec[2]
@@ -265,7 +269,7 @@ fn check_tcp_mem(facts: &HostFacts, n: u64, budget: &Budget, out: &mut Vec<Findi
         out.push(unknown(item, need_text, fix));
         return;
     };
-    let high = pages[2].saturating_mul(PAGE_BYTES);
+    let high = pages[2].saturating_mul(page_bytes);
     out.push(Finding {
         ok: high >= need,
         item,
@@ -593,18 +597,39 @@ mod tests {
 
     #[test]
     fn tcp_mem_recommendation_matches_sysctl_conf_table() {
+        // The table is written for 4 KiB pages.
         let b = Budget::default();
         assert_eq!(
-            tcp_mem_recommendation(1_000_000, &b),
+            tcp_mem_recommendation(1_000_000, &b, 4096),
             [1_000_000, 1_500_000, 2_000_000]
         );
         assert_eq!(
-            tcp_mem_recommendation(2_000_000, &b),
+            tcp_mem_recommendation(2_000_000, &b, 4096),
             [2_000_000, 3_000_000, 4_000_000]
         );
         assert_eq!(
-            tcp_mem_recommendation(5_000_000, &b),
+            tcp_mem_recommendation(5_000_000, &b, 4096),
             [5_000_000, 7_500_000, 10_000_000]
         );
+    }
+
+    #[test]
+    fn tcp_mem_is_counted_in_the_hosts_pages() {
+        // 1M x 8 KiB is 125,000 pages of 64 KiB; read as 4 KiB pages the
+        // same figures would hold a sixteenth of it.
+        let mut host = tuned_host();
+        host.page_bytes = 65_536;
+        host.tcp_mem_pages = Some([62_500, 93_750, 125_000]);
+        let findings = check(&host, 1_000_000, &Budget::default());
+        let tcp_mem = find(&findings, "net.ipv4.tcp_mem");
+        assert!(tcp_mem.ok, "{tcp_mem:#?}");
+        assert!(
+            tcp_mem.fix.contains("tcp_mem = 62500 93750 125000"),
+            "{}",
+            tcp_mem.fix
+        );
+        host.page_bytes = 4096;
+        let findings = check(&host, 1_000_000, &Budget::default());
+        assert!(!find(&findings, "net.ipv4.tcp_mem").ok);
     }
 }

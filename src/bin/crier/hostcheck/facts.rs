@@ -29,6 +29,15 @@ pub struct HostFacts {
     /// kernel shrinks socket buffers; over high it refuses socket memory
     /// (drops, "out of memory -- consider tuning tcp_mem").
     pub tcp_mem_pages: Option<[u64; 3]>,
+    /// Bytes per page, the unit of `tcp_mem`: 4 KiB on x86-64 and most
+    /// arm64 kernels, 16 or 64 KiB on others, where a fixed 4096 would put
+    /// the tcp_mem figures 4 or 16 times off. [`read`](Self::read) always
+    /// gives one (see [`FALLBACK_PAGE_BYTES`]); the 0 of `Default` only
+    /// appears in made-up facts. [`Budget::default`]'s kernel figure is a
+    /// 4 KiB-page measurement and does not scale with it.
+    ///
+    /// [`Budget::default`]: super::checks::Budget::default
+    pub page_bytes: u64,
     /// `net.ipv4.tcp_rmem` in bytes: min, default, max receive buffer.
     pub tcp_rmem: Option<[u64; 3]>,
     /// `net.ipv4.tcp_wmem` in bytes: min, default, max send buffer.
@@ -72,6 +81,7 @@ impl HostFacts {
             somaxconn: read_u64("/proc/sys/net/core/somaxconn"),
             tcp_max_syn_backlog: read_u64("/proc/sys/net/ipv4/tcp_max_syn_backlog"),
             tcp_mem_pages: read_triple("/proc/sys/net/ipv4/tcp_mem"),
+            page_bytes: read_page_bytes(),
             tcp_rmem: read_triple("/proc/sys/net/ipv4/tcp_rmem"),
             tcp_wmem: read_triple("/proc/sys/net/ipv4/tcp_wmem"),
             mem_total_bytes: meminfo_bytes(&meminfo, "MemTotal"),
@@ -108,6 +118,23 @@ fn read_nofile() -> (u64, u64) {
         }
     };
     (conv(lim.rlim_cur), conv(lim.rlim_max))
+}
+
+/// Page size assumed when sysconf cannot tell: the x86-64 one, which is
+/// also what the tcp_mem table in tuning/sysctl.conf is written for.
+const FALLBACK_PAGE_BYTES: u64 = 4096;
+
+/// The kernel's page size; [`FALLBACK_PAGE_BYTES`] if sysconf fails (it
+/// does not on Linux, where the value comes from the ELF auxiliary vector).
+fn read_page_bytes() -> u64 {
+    // SAFETY: sysconf reads a process-wide constant and touches no memory
+    // of ours; for a name the system does not know it returns -1, which the
+    // conversion below turns into the fallback. std has no page-size API.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(v)
+        .ok()
+        .filter(|&b| b > 0)
+        .unwrap_or(FALLBACK_PAGE_BYTES)
 }
 
 fn read_u64(path: &str) -> Option<u64> {
@@ -168,6 +195,7 @@ pub mod samples {
             somaxconn: Some(RECOMMENDED_SOMAXCONN),
             tcp_max_syn_backlog: Some(RECOMMENDED_SYN_BACKLOG),
             tcp_mem_pages: Some([1_000_000, 1_500_000, 2_000_000]),
+            page_bytes: 4096,
             tcp_rmem: Some([4096, 16384, 6_291_456]),
             tcp_wmem: Some([4096, 16384, 4_194_304]),
             mem_total_bytes: Some(32 * GIB),
@@ -189,6 +217,7 @@ pub mod samples {
             somaxconn: Some(128),
             tcp_max_syn_backlog: Some(512),
             tcp_mem_pages: Some([45_000, 60_000, 90_000]),
+            page_bytes: 4096,
             tcp_rmem: Some([4096, 131_072, 6_291_456]),
             tcp_wmem: Some([4096, 16384, 4_194_304]),
             mem_total_bytes: Some(4 * GIB),
@@ -233,6 +262,7 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(facts.nofile_hard >= facts.nofile_soft);
             assert!(facts.nofile_soft > 0);
+            assert!(facts.page_bytes >= 4096 && facts.page_bytes.is_power_of_two());
         }
     }
 }

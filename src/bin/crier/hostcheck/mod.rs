@@ -27,11 +27,6 @@ mod render;
 // a default of crier's config and must change with it; they live here
 // rather than in checks.rs because the tests' sample hosts use them too.
 
-/// Unit of `net.ipv4.tcp_mem`: the kernel counts TCP memory in pages. 4 KiB
-/// on x86-64 and on most arm64 kernels; on a 64 KiB-page kernel the
-/// thresholds printed here are 16 times too large.
-const PAGE_BYTES: u64 = 4096;
-
 /// crier's default listen backlog (`backlog` setting). The kernel silently
 /// caps a listen() backlog at `net.core.somaxconn`, and half-open
 /// connections at `net.ipv4.tcp_max_syn_backlog`, so both must be at least
