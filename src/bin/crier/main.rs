@@ -49,8 +49,14 @@ fn main() -> ExitCode {
     }
     logging::init(&config.log_level);
 
-    // Block the signals before any thread starts so reactors inherit the
-    // mask and only the iterator below sees them.
+    // Install the handlers before the server starts, so a signal during
+    // start is recorded (and drains once it is up) instead of killing the
+    // process. Nothing is blocked: signal-hook's handler, run on whichever
+    // thread the kernel picks, only records the signal and writes to a
+    // self-pipe, and the main thread reads it from the iterator below. A
+    // reactor that ran the handler has its poll interrupted (epoll_wait is
+    // never restarted, SA_RESTART or not), which is why the reactors retry
+    // on EINTR.
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
