@@ -1,4 +1,7 @@
 //! The `crier` command: flags and config file, start, signals.
+//!
+//! `--check-host N` runs [`hostcheck`] instead of the server; it lives with
+//! the command, not in the library, because the server never uses it.
 
 use clap::Parser;
 use std::path::PathBuf;
