@@ -13,7 +13,7 @@
 //! Resetting a deadline to a later time costs nothing here: it is a store
 //! into the connection (`Conn::deadline`), not a wheel operation.
 
-use crier::reactor::timer::{Entry, TimerWheel};
+use crier::bench::{Entry, TimerWheel};
 use std::time::Instant;
 
 fn main() {

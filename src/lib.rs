@@ -1,19 +1,29 @@
 //! crier: a push-stream edge server.
 //!
 //! Backends publish a message to a channel over HTTP; every subscriber of
-//! that channel receives it at once over EventSource, a raw HTTP stream
-//! (and, in later modules, WebSocket and long-polling). One reactor thread
-//! per core serves its own connections; a shared [`pubsub::hub::Hub`] keeps
-//! channels, ids and history. See docs/ARCHITECTURE.md.
+//! that channel receives it at once over EventSource, WebSocket,
+//! long-polling or a raw HTTP stream. One reactor thread per core serves
+//! its own connections; a shared hub keeps channels, ids and history. See
+//! docs/ARCHITECTURE.md for the module map.
+//!
+//! The public surface is [`Server`], [`Handle`] and [`Config`]; everything
+//! else is internal (`pub(crate)`), so the compiler reports what is unused.
 
-pub mod config;
-pub mod http;
-pub mod logging;
-pub mod proto;
-pub mod pubsub;
-pub mod reactor;
+mod config;
+mod http;
+mod logging;
+mod proto;
+mod pubsub;
+mod reactor;
 mod server;
-pub mod status;
+mod status;
 
-pub use config::Config;
+pub use config::{Config, Overrides};
+pub use logging::init as init_logging;
 pub use server::{Handle, Server};
+
+/// What the benchmarks measure directly; not part of the API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::reactor::timer::{Entry, TimerWheel};
+}

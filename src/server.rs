@@ -11,11 +11,11 @@ use std::thread::JoinHandle;
 
 use crate::config::Config;
 use crate::http::response::ResponseOptions;
-use crate::pubsub::bus::ReactorLink;
+use crate::proto::signal::Pings;
+use crate::proto::EncodeSettings;
+use crate::pubsub::bus;
 use crate::pubsub::hub::{Hub, HubSettings};
-use crate::pubsub::message::EncodeSettings;
 use crate::pubsub::store::StoreLimits;
-use crate::reactor::liveness::Pings;
 use crate::reactor::{Reactor, ReactorSetup, Shared, WAKER};
 use crate::status::Stats;
 
@@ -62,7 +62,7 @@ impl Server {
         for _ in 0..workers {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), WAKER)?;
-            let (link, inbox) = ReactorLink::new(waker);
+            let (link, inbox) = bus::inbox(waker);
             polls.push(poll);
             links.push(link);
             inboxes.push(inbox);

@@ -9,7 +9,8 @@
 //! bare LF is a 400. Lenient line endings are a classic request-smuggling
 //! vector when a proxy in front disagrees, so we refuse rather than guess.
 
-use crate::http::request::{hex_val, BodyKind, HttpError};
+use crate::http::query::hex_val;
+use crate::http::request::{BodyKind, HttpError};
 
 /// Longest chunk-size line (size, extensions, CRLF) we accept, so a client
 /// cannot make us scan an endless extension.
@@ -86,12 +87,6 @@ impl BodyReader {
             total: 0,
             line: 0,
         }
-    }
-
-    /// True once the whole body has been consumed, so the reactor can tell
-    /// without another `feed`.
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
     }
 
     /// Consumes what it can from `input`, appending decoded body bytes to
@@ -262,7 +257,7 @@ mod tests {
             let (n, done) = r.feed(&input[pos..end], &mut body)?;
             pos += n;
             if done {
-                assert!(r.is_done());
+                assert_eq!(r.state, State::Done);
                 return Ok((body, pos));
             }
             assert_eq!(pos, end, "reader must consume everything before done");
@@ -307,7 +302,7 @@ mod tests {
     fn none_is_done_at_once() {
         let mut r = BodyReader::new(BodyKind::None, MAX);
         let mut body = Vec::new();
-        assert!(r.is_done());
+        assert_eq!(r.state, State::Done);
         assert_eq!(r.feed(b"GET / HTTP/1.1", &mut body), Ok((0, true)));
         assert_eq!(r.feed(b"", &mut body), Ok((0, true)));
         assert!(body.is_empty());

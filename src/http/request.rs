@@ -6,10 +6,22 @@
 //! panics on network input and every rejection maps to one HTTP status
 //! through [`HttpError::status`].
 //!
-//! Framing rules are strict on purpose (request-smuggling defence): a request
-//! that two servers could frame differently is refused rather than guessed at.
+//! The head borrows from the buffer (paths, queries and header values are
+//! slices of it) and the header table lives on the stack, so a parse
+//! attempt allocates nothing; the reactor copies out only what must outlive
+//! the buffer (a publish waiting for its body).
+//!
+//! How the body is framed is decided in `framing.rs`.
 
-use std::fmt;
+use super::error::from_httparse;
+pub use super::error::HttpError;
+pub use super::framing::BodyKind;
+use super::framing::FramingFields;
+use super::headers::{has_token, trimmed_value, Headers};
+
+/// Most header fields any configuration may allow: the parser's table of
+/// this many slots lives on the stack (32 bytes each).
+pub const MAX_HEADER_SLOTS: usize = 128;
 
 /// Size limits for one request, so a client cannot make the server buffer
 /// an unbounded amount of memory before it is rejected.
@@ -17,22 +29,10 @@ use std::fmt;
 pub struct Limits {
     /// Largest request head (request line + headers + blank line), in bytes.
     pub max_header_bytes: usize,
-    /// Largest number of header fields in a head.
+    /// Largest number of header fields in a head (at most [`MAX_HEADER_SLOTS`]).
     pub max_headers: usize,
     /// Largest decoded body, in bytes.
     pub max_body_bytes: usize,
-}
-
-impl Default for Limits {
-    /// Conservative defaults that suit a publish/subscribe edge: small heads,
-    /// message-sized bodies.
-    fn default() -> Self {
-        Limits {
-            max_header_bytes: 16 * 1024,
-            max_headers: 64,
-            max_body_bytes: 1024 * 1024,
-        }
-    }
 }
 
 /// Request method; only the ones crier routes on get their own variant, so
@@ -70,138 +70,29 @@ impl Method {
     }
 }
 
-/// How the body after the head is framed; tells the reactor which
-/// [`crate::http::chunked::BodyReader`] to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyKind {
-    /// No body: the next byte starts the next request.
-    None,
-    /// `Content-Length: n` body (n is already checked against the limit).
-    Length(usize),
-    /// `Transfer-Encoding: chunked` body.
-    Chunked,
-}
-
-/// The header fields crier looks at, pre-extracted so handlers never scan the
-/// raw header list. Values are trimmed; `None` when absent. Invalid UTF-8 is
-/// replaced (lossy) so a stray byte never fails the request.
-///
-/// List-valued fields (`Connection`, `Sec-WebSocket-Protocol`,
-/// `Sec-WebSocket-Extensions`, `If-None-Match`) that appear several times are
-/// joined with `", "`, as RFC 9110 §5.3 allows; for the others the first
-/// occurrence wins (except `Host`, whose repetition is an error).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Headers {
-    /// `Host`.
-    pub host: Option<String>,
-    /// `Content-Type` of a published message.
-    pub content_type: Option<String>,
-    /// `Event-Type`: SSE event name a publisher attaches to a message.
-    pub event_type: Option<String>,
-    /// `Last-Event-ID`: where an EventSource resumes.
-    pub last_event_id: Option<String>,
-    /// `Origin`, for CORS and WebSocket origin checks.
-    pub origin: Option<String>,
-    /// `Upgrade`, e.g. `websocket`.
-    pub upgrade: Option<String>,
-    /// `Connection`, raw (tokens are interpreted into `keep_alive` / `wants_upgrade`).
-    pub connection: Option<String>,
-    /// `Sec-WebSocket-Key`.
-    pub sec_websocket_key: Option<String>,
-    /// `Sec-WebSocket-Version`.
-    pub sec_websocket_version: Option<String>,
-    /// `Sec-WebSocket-Protocol`.
-    pub sec_websocket_protocol: Option<String>,
-    /// `Sec-WebSocket-Extensions` (permessage-deflate negotiation).
-    pub sec_websocket_extensions: Option<String>,
-    /// `If-None-Match`: long-poll resume position.
-    pub if_none_match: Option<String>,
-    /// `Authorization`, for publisher authentication.
-    pub authorization: Option<String>,
-}
-
 /// A parsed, validated request head: everything the router needs, with body
-/// framing already decided.
+/// framing already decided. Borrows from the buffer it was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestHead {
+pub struct RequestHead<'a> {
     /// Request method.
     pub method: Method,
     /// Target path without the query, NOT percent-decoded (the router decides).
     /// Absolute-form targets (`http://host/p`) are reduced to their path.
-    pub path: String,
-    /// Raw query after `?`, `""` if none; read it with [`query_param`].
-    pub query: String,
+    pub path: &'a str,
+    /// Raw query after `?`, `""` if none; read it with
+    /// [`crate::http::query::query_param`].
+    pub query: &'a str,
     /// Minor version of HTTP/1.x (0 or 1).
     pub minor_version: u8,
     /// Whether the connection may carry another request after this one.
     pub keep_alive: bool,
-    /// `Connection` has the `upgrade` token and `Upgrade` is present.
-    pub wants_upgrade: bool,
     /// Body framing.
     pub body: BodyKind,
     /// `Expect: 100-continue` was sent: the reactor should answer `100 Continue`
     /// before reading the body (or reject early).
     pub expect_continue: bool,
     /// Header fields crier uses.
-    pub headers: Headers,
-}
-
-/// Why a request was rejected; small on purpose so each maps to one status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpError {
-    /// Syntax or framing error (400). The text is short, ASCII, JSON-safe.
-    Malformed(&'static str),
-    /// Head (or chunked trailer section) over its limit, or too many headers (431).
-    HeadersTooLarge,
-    /// Body over `max_body_bytes` (413).
-    BodyTooLarge,
-    /// `Transfer-Encoding` other than exactly `chunked` (501).
-    UnsupportedTransferEncoding,
-}
-
-impl HttpError {
-    /// HTTP status to answer with, so the reactor needs no mapping table.
-    pub fn status(&self) -> u16 {
-        match self {
-            HttpError::Malformed(_) => 400,
-            HttpError::HeadersTooLarge => 431,
-            HttpError::BodyTooLarge => 413,
-            HttpError::UnsupportedTransferEncoding => 501,
-        }
-    }
-
-    /// Short human text for a JSON error body; ASCII without quotes or
-    /// backslashes, so it can be embedded without escaping.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            HttpError::Malformed(why) => why,
-            HttpError::HeadersTooLarge => "request header fields too large",
-            HttpError::BodyTooLarge => "request body too large",
-            HttpError::UnsupportedTransferEncoding => "unsupported transfer-encoding",
-        }
-    }
-}
-
-impl fmt::Display for HttpError {
-    /// Status and reason, for logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status(), self.reason())
-    }
-}
-
-impl std::error::Error for HttpError {}
-
-/// Maps httparse's syntax errors to a 400 (or 431 for too many headers).
-fn from_httparse(err: httparse::Error) -> HttpError {
-    match err {
-        httparse::Error::TooManyHeaders => HttpError::HeadersTooLarge,
-        httparse::Error::HeaderName => HttpError::Malformed("invalid header name"),
-        httparse::Error::HeaderValue => HttpError::Malformed("invalid header value"),
-        httparse::Error::NewLine => HttpError::Malformed("invalid line ending"),
-        httparse::Error::Status => HttpError::Malformed("invalid status"),
-        httparse::Error::Token => HttpError::Malformed("invalid method or token"),
-        httparse::Error::Version => HttpError::Malformed("unsupported http version"),
-    }
+    pub headers: Headers<'a>,
 }
 
 /// Parses the request head at the start of `buf`.
@@ -211,12 +102,18 @@ fn from_httparse(err: httparse::Error) -> HttpError {
 /// counts every byte through the blank line, including any empty lines
 /// before the request line (RFC 9112 §2.2). Bytes after `consumed` are the
 /// body or the next pipelined request.
-pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, HttpError> {
+pub fn parse_head<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead<'a>, usize)>, HttpError> {
     // A head within max_header_bytes cannot hold more than one header per
     // 3 bytes ("a:\n"), so a huge configured max_headers costs nothing.
-    let slot_count = limits.max_headers.min(limits.max_header_bytes / 3 + 1);
-    let mut slots = vec![httparse::EMPTY_HEADER; slot_count];
-    let mut req = httparse::Request::new(&mut slots);
+    let slot_count = limits
+        .max_headers
+        .min(limits.max_header_bytes / 3 + 1)
+        .min(MAX_HEADER_SLOTS);
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut slots[..slot_count]);
     let consumed = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
@@ -237,53 +134,32 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
     };
 
     let mut headers = Headers::default();
-    let mut content_length: Option<usize> = None;
-    let mut transfer_encoding: Option<String> = None;
+    let mut framing = FramingFields::default();
     let mut expect_continue = false;
+    let mut seen_host = false;
     for h in req.headers.iter() {
-        let value = String::from_utf8_lossy(h.value);
-        let value = value.trim_matches(|c| c == ' ' || c == '\t');
         let name = h.name;
+        if headers.record(name, h.value) {
+            continue;
+        }
+        let value = trimmed_value(h.value);
         if name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(value, limits.max_body_bytes)?;
-            if content_length.is_some_and(|prev| prev != n) {
-                return Err(HttpError::Malformed("conflicting content-length"));
-            }
-            content_length = Some(n);
+            framing.content_length(&value, limits.max_body_bytes)?;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            join_list(&mut transfer_encoding, value);
+            framing.transfer_encoding(&value);
         } else if name.eq_ignore_ascii_case("expect") {
             if value.eq_ignore_ascii_case("100-continue") {
                 expect_continue = true;
             }
         } else if name.eq_ignore_ascii_case("host") {
-            if headers.host.is_some() {
+            // RFC 9112 §3.2: a request with several Host fields is a 400.
+            if seen_host {
                 return Err(HttpError::Malformed("duplicate host header"));
             }
-            headers.host = Some(value.to_owned());
-        } else if let Some(slot) = single_slot(&mut headers, name) {
-            if slot.is_none() {
-                *slot = Some(value.to_owned());
-            }
-        } else if let Some(slot) = list_slot(&mut headers, name) {
-            join_list(slot, value);
+            seen_host = true;
         }
     }
-
-    let body = match (content_length, transfer_encoding) {
-        (Some(_), Some(_)) => {
-            return Err(HttpError::Malformed(
-                "both content-length and transfer-encoding",
-            ))
-        }
-        (None, Some(_)) if minor_version == 0 => {
-            return Err(HttpError::Malformed("transfer-encoding in http/1.0"))
-        }
-        (None, Some(te)) if te.eq_ignore_ascii_case("chunked") => BodyKind::Chunked,
-        (None, Some(_)) => return Err(HttpError::UnsupportedTransferEncoding),
-        (Some(0), None) | (None, None) => BodyKind::None,
-        (Some(n), None) => BodyKind::Length(n),
-    };
+    let body = framing.body_kind(minor_version)?;
 
     let connection = headers.connection.as_deref().unwrap_or("");
     let keep_alive = if minor_version == 0 {
@@ -291,104 +167,20 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
     } else {
         !has_token(connection, "close")
     };
-    let wants_upgrade = has_token(connection, "upgrade")
-        && headers.upgrade.as_deref().is_some_and(|u| !u.is_empty());
     let (path, query) = split_target(target);
 
     let head = RequestHead {
         method: Method::from_token(method),
-        path: path.to_owned(),
-        query: query.to_owned(),
+        path,
+        query,
         minor_version,
         keep_alive,
-        wants_upgrade,
         body,
         // RFC 9110 §10.1.1: a server MUST ignore 100-continue from HTTP/1.0.
         expect_continue: expect_continue && minor_version >= 1,
         headers,
     };
     Ok(Some((head, consumed)))
-}
-
-/// Single-valued fields: the first occurrence wins.
-fn single_slot<'a>(h: &'a mut Headers, name: &str) -> Option<&'a mut Option<String>> {
-    let slot = match name.len() {
-        6 if name.eq_ignore_ascii_case("origin") => &mut h.origin,
-        7 if name.eq_ignore_ascii_case("upgrade") => &mut h.upgrade,
-        10 if name.eq_ignore_ascii_case("event-type") => &mut h.event_type,
-        12 if name.eq_ignore_ascii_case("content-type") => &mut h.content_type,
-        13 if name.eq_ignore_ascii_case("last-event-id") => &mut h.last_event_id,
-        13 if name.eq_ignore_ascii_case("authorization") => &mut h.authorization,
-        17 if name.eq_ignore_ascii_case("sec-websocket-key") => &mut h.sec_websocket_key,
-        21 if name.eq_ignore_ascii_case("sec-websocket-version") => &mut h.sec_websocket_version,
-        _ => return None,
-    };
-    Some(slot)
-}
-
-/// List-valued fields: repeated occurrences are joined with ", ".
-fn list_slot<'a>(h: &'a mut Headers, name: &str) -> Option<&'a mut Option<String>> {
-    let slot = if name.eq_ignore_ascii_case("connection") {
-        &mut h.connection
-    } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-        &mut h.sec_websocket_protocol
-    } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-        &mut h.sec_websocket_extensions
-    } else if name.eq_ignore_ascii_case("if-none-match") {
-        &mut h.if_none_match
-    } else {
-        return None;
-    };
-    Some(slot)
-}
-
-/// Appends `value` to a comma-separated list field.
-fn join_list(slot: &mut Option<String>, value: &str) {
-    match slot {
-        Some(existing) => {
-            existing.push_str(", ");
-            existing.push_str(value);
-        }
-        None => *slot = Some(value.to_owned()),
-    }
-}
-
-/// Parses a Content-Length value. A list of identical values (`5, 5`) is
-/// accepted as RFC 9112 §6.3 permits; differing values, empty or non-digit
-/// values are 400; a value over `max` (including one overflowing `usize`)
-/// is 413 right away, before any body byte is read.
-fn parse_content_length(value: &str, max: usize) -> Result<usize, HttpError> {
-    let mut result: Option<usize> = None;
-    for part in value.split(',') {
-        let part = part.trim_matches(|c| c == ' ' || c == '\t');
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(HttpError::Malformed("invalid content-length"));
-        }
-        let mut n: usize = 0;
-        for b in part.bytes() {
-            n = n
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(usize::from(b - b'0')))
-                .ok_or(HttpError::BodyTooLarge)?;
-        }
-        if result.is_some_and(|prev| prev != n) {
-            return Err(HttpError::Malformed("conflicting content-length"));
-        }
-        result = Some(n);
-    }
-    let n = result.ok_or(HttpError::Malformed("invalid content-length"))?;
-    if n > max {
-        return Err(HttpError::BodyTooLarge);
-    }
-    Ok(n)
-}
-
-/// True when the comma-separated `list` contains `token` (case-insensitive).
-fn has_token(list: &str, token: &str) -> bool {
-    list.split(',').any(|t| {
-        t.trim_matches(|c| c == ' ' || c == '\t')
-            .eq_ignore_ascii_case(token)
-    })
 }
 
 /// Splits a request target into (path, query). Absolute-form
@@ -419,56 +211,6 @@ fn split_target(target: &str) -> (&str, &str) {
     }
 }
 
-/// Percent-decoded value of the first `name` parameter of a raw query string
-/// (`+` is a space), so handlers can read e.g. `?last_id=` without a URL
-/// crate. Keys are decoded before comparing. A bare `name` (no `=`) yields
-/// `Some("")`. Invalid `%` escapes are kept literally; invalid UTF-8 is
-/// replaced (lossy).
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key) == name).then(|| percent_decode(value))
-        })
-}
-
-/// `application/x-www-form-urlencoded` style decoding.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|&b| hex_val(b));
-                let lo = bytes.get(i + 2).and_then(|&b| hex_val(b));
-                if let (Some(hi), Some(lo)) = (hi, lo) {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Value of one hex digit, either case.
-pub(crate) fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,11 +223,11 @@ mod tests {
         }
     }
 
-    fn parse(s: &str) -> Result<Option<(RequestHead, usize)>, HttpError> {
+    fn parse(s: &str) -> Result<Option<(RequestHead<'_>, usize)>, HttpError> {
         parse_head(s.as_bytes(), &lim())
     }
 
-    fn ok(s: &str) -> RequestHead {
+    fn ok(s: &str) -> RequestHead<'_> {
         let (head, n) = parse(s).unwrap().expect("complete");
         assert_eq!(n, s.len());
         head
@@ -503,10 +245,8 @@ mod tests {
         assert_eq!(h.query, "last_id=5&x=1");
         assert_eq!(h.minor_version, 1);
         assert!(h.keep_alive);
-        assert!(!h.wants_upgrade);
         assert_eq!(h.body, BodyKind::None);
         assert!(!h.expect_continue);
-        assert_eq!(h.headers.host.as_deref(), Some("example.com"));
     }
 
     #[test]
@@ -526,73 +266,11 @@ mod tests {
     }
 
     #[test]
-    fn all_headers_extracted_case_insensitive_and_trimmed() {
-        let req = "GET /ws HTTP/1.1\r\n\
-            hOsT:  h \r\n\
-            Content-Type: text/plain\r\n\
-            EVENT-TYPE: news\r\n\
-            last-event-id: 42\r\n\
-            Origin: https://a.example\r\n\
-            Upgrade: websocket\r\n\
-            Connection: keep-alive, Upgrade\r\n\
-            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-            Sec-WebSocket-Version: 13\r\n\
-            Sec-WebSocket-Protocol: chat\r\n\
-            Sec-WebSocket-Protocol: superchat\r\n\
-            Sec-WebSocket-Extensions: permessage-deflate\r\n\
-            If-None-Match: \"7\"\r\n\
-            Authorization: Bearer t\r\n\
-            X-Other: ignored\r\n\r\n";
-        let h = ok(req);
-        let hd = &h.headers;
-        assert_eq!(hd.host.as_deref(), Some("h"));
-        assert_eq!(hd.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(hd.event_type.as_deref(), Some("news"));
-        assert_eq!(hd.last_event_id.as_deref(), Some("42"));
-        assert_eq!(hd.origin.as_deref(), Some("https://a.example"));
-        assert_eq!(hd.upgrade.as_deref(), Some("websocket"));
-        assert_eq!(hd.connection.as_deref(), Some("keep-alive, Upgrade"));
-        assert_eq!(
-            hd.sec_websocket_key.as_deref(),
-            Some("dGhlIHNhbXBsZSBub25jZQ==")
-        );
-        assert_eq!(hd.sec_websocket_version.as_deref(), Some("13"));
-        assert_eq!(
-            hd.sec_websocket_protocol.as_deref(),
-            Some("chat, superchat")
-        );
-        assert_eq!(
-            hd.sec_websocket_extensions.as_deref(),
-            Some("permessage-deflate")
-        );
-        assert_eq!(hd.if_none_match.as_deref(), Some("\"7\""));
-        assert_eq!(hd.authorization.as_deref(), Some("Bearer t"));
-        assert!(h.wants_upgrade);
-        assert!(h.keep_alive);
-    }
-
-    #[test]
-    fn first_single_value_wins() {
-        let h = ok("GET / HTTP/1.1\r\nOrigin: a\r\nOrigin: b\r\n\r\n");
-        assert_eq!(h.headers.origin.as_deref(), Some("a"));
-    }
-
-    #[test]
     fn duplicate_host_rejected() {
         assert_eq!(
             err("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status(),
             400
         );
-    }
-
-    #[test]
-    fn non_utf8_value_is_lossy() {
-        let mut req = b"GET / HTTP/1.1\r\nOrigin: a\xffb\r\n\r\n".to_vec();
-        let (h, n) = parse_head(&req, &lim()).unwrap().unwrap();
-        assert_eq!(n, req.len());
-        assert_eq!(h.headers.origin.as_deref(), Some("a\u{fffd}b"));
-        req.truncate(10);
-        assert!(parse_head(&req, &lim()).unwrap().is_none());
     }
 
     #[test]
@@ -611,19 +289,6 @@ mod tests {
     }
 
     #[test]
-    fn upgrade_needs_both_headers() {
-        assert!(!ok("GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n").wants_upgrade);
-        assert!(!ok("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").wants_upgrade);
-        assert!(
-            !ok("GET / HTTP/1.1\r\nConnection: upgrades\r\nUpgrade: websocket\r\n\r\n")
-                .wants_upgrade
-        );
-        assert!(
-            ok("GET / HTTP/1.1\r\nConnection: UPGRADE\r\nUpgrade: websocket\r\n\r\n").wants_upgrade
-        );
-    }
-
-    #[test]
     fn expect_continue() {
         assert!(
             ok("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
@@ -631,102 +296,6 @@ mod tests {
         );
         assert!(!ok("POST / HTTP/1.1\r\nExpect: other\r\n\r\n").expect_continue);
         assert!(!ok("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expect_continue);
-    }
-
-    #[test]
-    fn content_length_framing() {
-        let h = ok("POST /pub HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
-        assert_eq!(h.body, BodyKind::Length(5));
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").body,
-            BodyKind::None
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\ncontent-length: 007\r\n\r\n").body,
-            BodyKind::Length(7)
-        );
-        // Identical repeats are fine, as a list or as separate fields.
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n").body,
-            BodyKind::Length(5)
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n").body,
-            BodyKind::Length(1000)
-        );
-    }
-
-    #[test]
-    fn content_length_errors() {
-        for bad in ["-1", "+5", "5a", "", "0x10", "5 5", "5,", "1.0"] {
-            let e = err(&format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n"));
-            assert_eq!(e.status(), 400, "{bad:?} -> {e:?}");
-        }
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").status(),
-            400
-        );
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n").status(),
-            400
-        );
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n"),
-            HttpError::BodyTooLarge
-        );
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999999\r\n\r\n"),
-            HttpError::BodyTooLarge
-        );
-    }
-
-    #[test]
-    fn transfer_encoding_rules() {
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").body,
-            BodyKind::Chunked
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nTransfer-Encoding:  CHUNKED \r\n\r\n").body,
-            BodyKind::Chunked
-        );
-        for te in [
-            "gzip, chunked",
-            "chunked, chunked",
-            "identity",
-            "gzip",
-            "chunked;q=1",
-        ] {
-            assert_eq!(
-                err(&format!(
-                    "POST / HTTP/1.1\r\nTransfer-Encoding: {te}\r\n\r\n"
-                )),
-                HttpError::UnsupportedTransferEncoding,
-                "{te}"
-            );
-        }
-        // Two fields are one list: not exactly "chunked".
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .status(),
-            501
-        );
-        // Smuggling: both framings.
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .status(),
-            400
-        );
-        assert_eq!(
-            err("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
-                .status(),
-            400
-        );
-        // HTTP/1.0 cannot use chunked.
-        assert_eq!(
-            err("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").status(),
-            400
-        );
     }
 
     #[test]
@@ -858,43 +427,7 @@ mod tests {
         assert_eq!(split_target("HTTPS://h"), ("/", ""));
         assert_eq!(split_target("http://h?q"), ("/", "q"));
         let h = ok("OPTIONS * HTTP/1.1\r\n\r\n");
-        assert_eq!((h.method, h.path.as_str()), (Method::Options, "*"));
-    }
-
-    #[test]
-    fn query_params() {
-        let q = "a=1&b=hello+world&c=%41%62&d=%zz%4&e&last%5Fid=9&a=2&f=%E2%82%AC&g=";
-        assert_eq!(query_param(q, "a").as_deref(), Some("1"));
-        assert_eq!(query_param(q, "b").as_deref(), Some("hello world"));
-        assert_eq!(query_param(q, "c").as_deref(), Some("Ab"));
-        assert_eq!(query_param(q, "d").as_deref(), Some("%zz%4"));
-        assert_eq!(query_param(q, "e").as_deref(), Some(""));
-        assert_eq!(query_param(q, "last_id").as_deref(), Some("9"));
-        assert_eq!(query_param(q, "f").as_deref(), Some("\u{20ac}"));
-        assert_eq!(query_param(q, "g").as_deref(), Some(""));
-        assert_eq!(query_param(q, "zz"), None);
-        assert_eq!(query_param("", "a"), None);
-        assert_eq!(query_param("&&", ""), None);
-        assert_eq!(query_param("x=%ff", "x").as_deref(), Some("\u{fffd}"));
-        assert_eq!(query_param("x=a=b", "x").as_deref(), Some("a=b"));
-        assert_eq!(query_param("x=%", "x").as_deref(), Some("%"));
-    }
-
-    #[test]
-    fn statuses_and_reasons() {
-        let all = [
-            HttpError::Malformed("bad thing"),
-            HttpError::HeadersTooLarge,
-            HttpError::BodyTooLarge,
-            HttpError::UnsupportedTransferEncoding,
-        ];
-        let statuses: Vec<u16> = all.iter().map(HttpError::status).collect();
-        assert_eq!(statuses, [400, 431, 413, 501]);
-        for e in &all {
-            let r = e.reason();
-            assert!(r.is_ascii() && !r.contains('"') && !r.contains('\\'));
-            assert!(e.to_string().starts_with(&e.status().to_string()));
-        }
+        assert_eq!((h.method, h.path), (Method::Options, "*"));
     }
 
     #[test]
@@ -915,7 +448,6 @@ mod tests {
             let mut prefixed = b"POST / HTTP/1.1\r\n".to_vec();
             prefixed.extend_from_slice(&buf);
             let _ = parse_head(&prefixed, &lim());
-            let _ = query_param(&String::from_utf8_lossy(&buf), "a");
         }
     }
 }

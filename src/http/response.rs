@@ -49,6 +49,32 @@ impl ResponseOptions {
     }
 }
 
+/// What the request allows its response to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyMode {
+    /// The connection stays open for another request after this response.
+    pub keep_alive: bool,
+    /// The request was `HEAD`: send the head only, with the `Content-Length`
+    /// the body would have had (RFC 9110 §9.3.2).
+    pub head_only: bool,
+}
+
+impl ReplyMode {
+    /// A full response on a connection that closes after it.
+    pub const CLOSE: ReplyMode = ReplyMode {
+        keep_alive: false,
+        head_only: false,
+    };
+
+    /// A full response; the connection stays open if `keep_alive`.
+    pub fn keep_alive(keep_alive: bool) -> ReplyMode {
+        ReplyMode {
+            keep_alive,
+            head_only: false,
+        }
+    }
+}
+
 /// A complete response with a body. `extra_headers` are full lines
 /// without the trailing CRLF.
 pub fn full(
@@ -56,7 +82,7 @@ pub fn full(
     status: u16,
     content_type: &str,
     body: &[u8],
-    keep_alive: bool,
+    mode: ReplyMode,
     extra_headers: &[&str],
 ) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status));
@@ -64,7 +90,7 @@ pub fn full(
         let _ = write!(head, "Content-Type: {content_type}\r\n");
     }
     let _ = write!(head, "Content-Length: {}\r\n", body.len());
-    head.push_str(if keep_alive {
+    head.push_str(if mode.keep_alive {
         "Connection: keep-alive\r\n"
     } else {
         "Connection: close\r\n"
@@ -77,7 +103,9 @@ pub fn full(
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
-    out.extend_from_slice(body);
+    if !mode.head_only {
+        out.extend_from_slice(body);
+    }
     out
 }
 
@@ -86,16 +114,7 @@ pub fn json(
     opts: &ResponseOptions,
     status: u16,
     body: &serde_json::Value,
-    keep_alive: bool,
-) -> Vec<u8> {
-    json_with_headers(opts, status, body, keep_alive, &[])
-}
-
-fn json_with_headers(
-    opts: &ResponseOptions,
-    status: u16,
-    body: &serde_json::Value,
-    keep_alive: bool,
+    mode: ReplyMode,
     extra_headers: &[&str],
 ) -> Vec<u8> {
     let mut text = body.to_string();
@@ -105,7 +124,7 @@ fn json_with_headers(
         status,
         "application/json",
         text.as_bytes(),
-        keep_alive,
+        mode,
         extra_headers,
     )
 }
@@ -115,11 +134,11 @@ pub fn error(
     opts: &ResponseOptions,
     status: u16,
     message: &str,
-    keep_alive: bool,
+    mode: ReplyMode,
     extra_headers: &[&str],
 ) -> Vec<u8> {
     let body = serde_json::json!({ "error": message, "status": status });
-    json_with_headers(opts, status, &body, keep_alive, extra_headers)
+    json(opts, status, &body, mode, extra_headers)
 }
 
 /// The head of an EventSource response; events follow until close.
@@ -149,13 +168,13 @@ pub fn stream_head(opts: &ResponseOptions, content_type: &str, chunked: bool) ->
 
 /// The answer to a CORS preflight (`OPTIONS`), so browser pages on other
 /// origins may publish with custom headers such as `Event-Type`.
-pub fn preflight(opts: &ResponseOptions, keep_alive: bool) -> Vec<u8> {
+pub fn preflight(opts: &ResponseOptions, mode: ReplyMode) -> Vec<u8> {
     full(
         opts,
         204,
         "",
         b"",
-        keep_alive,
+        mode,
         &[
             "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS",
             "Access-Control-Allow-Headers: Content-Type, Event-Type, Last-Event-ID, Authorization",
@@ -176,7 +195,8 @@ mod tests {
         let opts = ResponseOptions {
             allow_origin: "*".into(),
         };
-        let r = String::from_utf8(error(&opts, 404, "no such channel", false, &[])).unwrap();
+        let r =
+            String::from_utf8(error(&opts, 404, "no such channel", ReplyMode::CLOSE, &[])).unwrap();
         assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(r.contains("Access-Control-Allow-Origin: *\r\n"));
         assert!(r.contains("Connection: close\r\n"));
@@ -184,5 +204,21 @@ mod tests {
         assert!(r.contains(&format!("Content-Length: {}\r\n", body.len())));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["status"], 404);
+    }
+
+    #[test]
+    fn head_only_keeps_the_length_and_drops_the_body() {
+        let opts = ResponseOptions {
+            allow_origin: String::new(),
+        };
+        let mode = ReplyMode {
+            keep_alive: true,
+            head_only: true,
+        };
+        let r = String::from_utf8(full(&opts, 200, "text/plain", b"hello", mode, &[])).unwrap();
+        assert!(r.ends_with("\r\n\r\n"), "{r:?}");
+        assert!(r.contains("Content-Length: 5\r\n"));
+        assert!(r.contains("Connection: keep-alive\r\n"));
+        assert!(!r.contains("Access-Control-Allow-Origin"));
     }
 }

@@ -1,10 +1,9 @@
-//! Maps a request head to what crier should do with it (pure).
+//! Maps a request head to what crier should do with it (pure): the
+//! operation, its channels, and for a subscription where it resumes.
 
-use crate::http::request::{query_param, Method, RequestHead};
-use crate::pubsub::hub::ChannelRequest;
-
-/// Longest channel id, in bytes.
-pub const MAX_CHANNEL_ID: usize = 128;
+use crate::http::query::query_param;
+use crate::http::request::{Method, RequestHead};
+use crate::pubsub::channel::{valid_channel_id, ChannelRequest, Resume};
 
 /// How a subscriber wants its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,30 +30,24 @@ pub enum Route {
     /// OPTIONS on any known path: CORS preflight.
     Preflight,
     /// A subscription.
-    Subscribe {
-        transport: SubTransport,
-        channels: Vec<ChannelRequestSpec>,
-    },
+    Subscribe(Subscription),
     /// `/status` or `/status?id=CH`.
     Status(Option<String>),
     /// `/metrics`.
     Metrics,
 }
 
-/// A channel of a subscribe path, as requested (`news` or `news.b5`).
+/// A subscribe request, fully parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelRequestSpec {
-    pub name: String,
-    pub backtrack: usize,
-}
-
-impl From<&ChannelRequestSpec> for ChannelRequest {
-    fn from(s: &ChannelRequestSpec) -> ChannelRequest {
-        ChannelRequest {
-            name: s.name.clone(),
-            backtrack: s.backtrack,
-        }
-    }
+pub struct Subscription {
+    pub transport: SubTransport,
+    /// Distinct channels in path order, each with its `.bN` backtrack.
+    pub channels: Vec<ChannelRequest>,
+    /// Where it starts: `Last-Event-ID` (header, then `last_event_id`
+    /// query, then `If-None-Match`), else `since=`, else live.
+    pub resume: Resume,
+    /// `?format=json`: messages as JSON envelopes carrying their ids.
+    pub json: bool,
 }
 
 /// Why a request cannot be routed: an HTTP status and a message.
@@ -82,15 +75,6 @@ impl RouteError {
             allow: Some(allow),
         }
     }
-}
-
-/// Channel ids: 1–128 bytes of `[A-Za-z0-9_.:@-]`.
-pub fn valid_channel_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_CHANNEL_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'))
 }
 
 fn channel_list(raw: &str, max: usize) -> Result<Vec<String>, RouteError> {
@@ -137,7 +121,7 @@ fn parse_backtrack(segment: &str) -> (&str, usize) {
 /// Routes a request. `max_channels` bounds how many channels one request
 /// may name.
 pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteError> {
-    let path = head.path.as_str();
+    let path = head.path;
     if head.method == Method::Options {
         return match path {
             "/pub" | "/status" | "/metrics" => Ok(Route::Preflight),
@@ -156,7 +140,7 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
         };
     }
     if path == "/pub" {
-        let raw = query_param(&head.query, "id")
+        let raw = query_param(head.query, "id")
             .ok_or_else(|| RouteError::new(400, "missing channel: use /pub?id=CHANNEL"))?;
         return match head.method {
             Method::Post | Method::Put => Ok(Route::Publish(channel_list(&raw, max_channels)?)),
@@ -180,7 +164,7 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
         if path == "/metrics" {
             return Ok(Route::Metrics);
         }
-        return match query_param(&head.query, "id") {
+        return match query_param(head.query, "id") {
             Some(id) if !valid_channel_id(&id) => Err(bad_channel(&id)),
             id => Ok(Route::Status(id)),
         };
@@ -200,25 +184,54 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
                 format!("too many channels (at most {max_channels})"),
             ));
         }
-        let mut channels: Vec<ChannelRequestSpec> = Vec::with_capacity(segments.len());
+        let mut channels: Vec<ChannelRequest> = Vec::with_capacity(segments.len());
         for seg in segments {
             let (name, backtrack) = parse_backtrack(seg);
             if !valid_channel_id(name) {
                 return Err(bad_channel(name));
             }
             if !channels.iter().any(|c| c.name == name) {
-                channels.push(ChannelRequestSpec {
+                channels.push(ChannelRequest {
                     name: name.to_string(),
                     backtrack,
                 });
             }
         }
-        return Ok(Route::Subscribe {
+        return Ok(Route::Subscribe(Subscription {
             transport,
             channels,
-        });
+            resume: resume_point(head),
+            json: query_param(head.query, "format").is_some_and(|f| f == "json"),
+        }));
     }
     Err(RouteError::new(404, "not found"))
+}
+
+/// Where a new subscriber starts. An id that is not a number is treated as
+/// very old: the client gets the whole history and a "missed" signal.
+fn resume_point(head: &RequestHead<'_>) -> Resume {
+    let etag = head.headers.if_none_match.as_deref().map(|v| {
+        v.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    });
+    let last_id = head
+        .headers
+        .last_event_id
+        .as_deref()
+        .map(str::to_string)
+        .or_else(|| query_param(head.query, "last_event_id"))
+        .or(etag);
+    if let Some(id) = last_id {
+        return Resume::AfterSeq(id.trim().parse().unwrap_or(0));
+    }
+    if let Some(since) = query_param(head.query, "since") {
+        if let Ok(secs) = since.trim().parse::<u64>() {
+            return Resume::SinceMs(secs.saturating_mul(1000));
+        }
+    }
+    Resume::Live
 }
 
 fn subscribe_prefix(path: &str) -> Option<(SubTransport, &str)> {
@@ -237,70 +250,123 @@ mod tests {
     use super::*;
     use crate::http::request::{parse_head, Limits};
 
-    fn head(req: &str) -> RequestHead {
-        let limits = Limits {
-            max_header_bytes: 8192,
-            max_headers: 64,
-            max_body_bytes: 1 << 20,
-        };
-        parse_head(req.as_bytes(), &limits).unwrap().unwrap().0
+    const LIMITS: Limits = Limits {
+        max_header_bytes: 8192,
+        max_headers: 64,
+        max_body_bytes: 1 << 20,
+    };
+
+    fn route_of(req: &str) -> Result<Route, RouteError> {
+        let (head, _) = parse_head(req.as_bytes(), &LIMITS).unwrap().unwrap();
+        route(&head, 16)
     }
 
     fn get(path: &str) -> Result<Route, RouteError> {
-        route(
-            &head(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")),
-            16,
-        )
+        route_of(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
     }
 
-    #[test]
-    fn channel_ids() {
-        assert!(valid_channel_id("a-b_c.d:e@f9"));
-        assert!(!valid_channel_id(""));
-        assert!(!valid_channel_id("a b"));
-        assert!(!valid_channel_id(&"x".repeat(129)));
-        assert!(valid_channel_id(&"x".repeat(128)));
+    fn subscription(r: Result<Route, RouteError>) -> Subscription {
+        match r {
+            Ok(Route::Subscribe(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn req(name: &str, backtrack: usize) -> ChannelRequest {
+        ChannelRequest {
+            name: name.into(),
+            backtrack,
+        }
     }
 
     #[test]
     fn subscribe_paths_with_backtrack() {
-        let r = get("/ev/news.b5/sport").unwrap();
+        let s = subscription(get("/ev/news.b5/sport/news"));
+        assert_eq!(s.transport, SubTransport::EventSource);
+        assert_eq!(s.channels, vec![req("news", 5), req("sport", 0)]);
+        assert_eq!((s.resume, s.json), (Resume::Live, false));
         assert_eq!(
-            r,
-            Route::Subscribe {
-                transport: SubTransport::EventSource,
-                channels: vec![
-                    ChannelRequestSpec {
-                        name: "news".into(),
-                        backtrack: 5
-                    },
-                    ChannelRequestSpec {
-                        name: "sport".into(),
-                        backtrack: 0
-                    },
-                ]
-            }
+            subscription(get("/lp/x.b0.b12")).channels,
+            vec![req("x.b0", 12)]
+        );
+        // Not a backtrack: a channel literally named so.
+        assert_eq!(
+            subscription(get("/sub/v1.beta")).channels,
+            vec![req("v1.beta", 0)]
         );
         assert_eq!(get("/ev/").unwrap_err().status, 400);
         assert_eq!(get("/ev/bad%20id").unwrap_err().status, 400);
         assert_eq!(get("/nope").unwrap_err().status, 404);
+        let many: Vec<String> = (0..17).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            get(&format!("/ev/{}", many.join("/"))).unwrap_err().status,
+            400
+        );
+    }
+
+    #[test]
+    fn resume_points_in_order_of_precedence() {
+        let resume = |req: &str| subscription(route_of(req)).resume;
+        assert_eq!(
+            resume("GET /ev/a?last_event_id=5&since=9 HTTP/1.1\r\nLast-Event-ID: 7\r\n\r\n"),
+            Resume::AfterSeq(7)
+        );
+        assert_eq!(
+            resume("GET /ev/a?last_event_id=5&since=9 HTTP/1.1\r\n\r\n"),
+            Resume::AfterSeq(5)
+        );
+        assert_eq!(
+            resume("GET /lp/a HTTP/1.1\r\nIf-None-Match: W/\"12\"\r\n\r\n"),
+            Resume::AfterSeq(12)
+        );
+        assert_eq!(
+            resume("GET /ev/a?since=9 HTTP/1.1\r\n\r\n"),
+            Resume::SinceMs(9000)
+        );
+        assert_eq!(
+            resume("GET /ev/a?since=soon HTTP/1.1\r\n\r\n"),
+            Resume::Live
+        );
+        // An id we cannot read resumes from the very beginning.
+        assert_eq!(
+            resume("GET /ev/a HTTP/1.1\r\nLast-Event-ID: abc\r\n\r\n"),
+            Resume::AfterSeq(0)
+        );
+        assert!(subscription(get("/ws/a?format=json")).json);
+        assert!(!subscription(get("/ws/a?format=xml")).json);
     }
 
     #[test]
     fn publish_and_methods() {
-        let r = route(
-            &head("POST /pub?id=a/b HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
-            16,
-        );
+        let r = route_of("POST /pub?id=a/b/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(r.unwrap(), Route::Publish(vec!["a".into(), "b".into()]));
-        let r = route(&head("PATCH /pub?id=a HTTP/1.1\r\n\r\n"), 16);
-        assert_eq!(r.unwrap_err().status, 405);
-        let r = route(&head("POST /pub HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 16);
+        let r = route_of("PATCH /pub?id=a HTTP/1.1\r\n\r\n").unwrap_err();
+        assert_eq!((r.status, r.allow.is_some()), (405, true));
+        let r = route_of("POST /pub HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(r.unwrap_err().status, 400);
-        let r = route(
-            &head("POST /ev/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
-            16,
-        );
+        let r = route_of("POST /ev/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(r.unwrap_err().status, 405);
+        assert_eq!(
+            route_of("DELETE /pub?id=c HTTP/1.1\r\n\r\n").unwrap(),
+            Route::DeleteChannel("c".into())
+        );
+        assert_eq!(
+            route_of("HEAD /pub?id=c HTTP/1.1\r\n\r\n").unwrap(),
+            Route::ChannelInfo("c".into())
+        );
+        assert_eq!(
+            route_of("HEAD /ev/c HTTP/1.1\r\n\r\n").unwrap_err().status,
+            405
+        );
+        assert_eq!(
+            route_of("OPTIONS /ev/c HTTP/1.1\r\n\r\n").unwrap(),
+            Route::Preflight
+        );
+        assert_eq!(
+            get("/status?id=c").unwrap(),
+            Route::Status(Some("c".into()))
+        );
+        assert_eq!(get("/status?id=c/d").unwrap_err().status, 400);
+        assert_eq!(get("/metrics").unwrap(), Route::Metrics);
     }
 }

@@ -1,4 +1,5 @@
-//! The cross-reactor bus: how the hub hands work to a reactor thread.
+//! The cross-reactor bus: how the hub (or any other thread) hands work to a
+//! reactor thread.
 //!
 //! Each reactor owns one inbox (an unbounded crossbeam channel) and one
 //! `mio::Waker`. Senders push and then wake the reactor only when it is not
@@ -9,18 +10,8 @@ use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::pubsub::channel::ChannelRef;
 use crate::pubsub::message::Message;
-
-/// A channel's identity: its name plus an incarnation number, so that a
-/// channel deleted and re-created under the same name is a different
-/// channel to reactors and to late unsubscribes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChannelRef {
-    /// Unique for the life of the process; never reused.
-    pub id: u64,
-    /// The channel id as clients spell it.
-    pub name: Arc<str>,
-}
 
 /// Work for a reactor.
 #[derive(Debug)]
@@ -36,45 +27,74 @@ pub enum Delivery {
     Drain(std::time::Instant),
 }
 
-/// The sending half of a reactor's inbox, held by the hub.
-pub struct ReactorLink {
-    inbox: Sender<Delivery>,
+/// The reactor's waker and whether a wake-up is outstanding.
+struct Wake {
     waker: mio::Waker,
     /// True while a wake-up is outstanding: the reactor clears it before it
     /// drains the inbox, so a message pushed after the drain wakes it again.
-    wake_pending: AtomicBool,
+    pending: AtomicBool,
+}
+
+/// The sending half of a reactor's inbox.
+#[derive(Clone)]
+pub struct ReactorLink {
+    tx: Sender<Delivery>,
+    wake: Arc<Wake>,
+}
+
+/// The receiving half, owned by the reactor.
+pub struct Inbox {
+    rx: Receiver<Delivery>,
+    /// Our own sending half, to put deliveries back (see [`Inbox::put_back`]).
+    link: ReactorLink,
+}
+
+/// Creates a reactor's inbox and the link that feeds it.
+pub fn inbox(waker: mio::Waker) -> (ReactorLink, Inbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let link = ReactorLink {
+        tx,
+        wake: Arc::new(Wake {
+            waker,
+            pending: AtomicBool::new(false),
+        }),
+    };
+    (link.clone(), Inbox { rx, link })
 }
 
 impl ReactorLink {
-    /// Creates the link and the receiving half that the reactor keeps.
-    pub fn new(waker: mio::Waker) -> (ReactorLink, Receiver<Delivery>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let link = ReactorLink {
-            inbox: tx,
-            waker,
-            wake_pending: AtomicBool::new(false),
-        };
-        (link, rx)
-    }
-
     /// Queues `d` without waking the reactor; pair with [`wake`](Self::wake).
     pub fn push(&self, d: Delivery) {
         // The receiver lives as long as the reactor; after it stopped there is
         // nobody left to deliver to, so a failed send is not an error.
-        let _ = self.inbox.send(d);
+        let _ = self.tx.send(d);
     }
 
     /// Wakes the reactor unless a wake-up is already outstanding.
     pub fn wake(&self) {
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
+        if !self.wake.pending.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.wake.waker.wake() {
                 log::warn!("cannot wake reactor: {e}");
             }
         }
     }
+}
 
-    /// Called by the reactor right before it drains its inbox.
+impl Inbox {
+    /// Called right before the reactor drains its inbox: anything pushed
+    /// from now on wakes it again.
     pub fn clear_wake(&self) {
-        self.wake_pending.store(false, Ordering::Release);
+        self.link.wake.pending.store(false, Ordering::Release);
+    }
+
+    /// The next delivery, if any, without blocking.
+    pub fn try_recv(&self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Requeues a delivery taken out early, for the next loop turn.
+    pub fn put_back(&self, d: Delivery) {
+        self.link.push(d);
+        self.link.wake();
     }
 }

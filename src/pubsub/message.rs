@@ -2,62 +2,17 @@
 //!
 //! Fanout is the hot path: one message goes to up to a million sockets. So
 //! the payload is never copied per subscriber. Each wire format is encoded
-//! the first time any reactor needs it (`OnceLock`) and the resulting
-//! `Bytes` is shared by reference by every subscriber's out queue.
+//! (by the pure codecs in `proto`) the first time any reactor needs it, and
+//! the resulting `Bytes` is shared by reference by every subscriber's out
+//! queue.
 
 use bytes::Bytes;
 use std::sync::atomic::AtomicU32;
 use std::sync::Mutex;
 
-use crate::proto::{deflate, longpoll, sse, stream, websocket};
-use crate::pubsub::bus::ChannelRef;
-
-/// How a subscriber's socket wants a message framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireFormat {
-    /// EventSource event (`id:`, `event:`, `data:` lines).
-    Sse,
-    /// One HTTP/1.1 chunk per message (raw `/sub` stream).
-    StreamChunked,
-    /// Payload plus separator, for HTTP/1.0 streams without chunking.
-    StreamRaw,
-    /// One chunk per message holding a JSON line with id, channel and data
-    /// (`/sub/CH?format=json`).
-    StreamJson,
-    /// One unmasked WebSocket frame (text, or binary for binary messages).
-    /// `deflate` is the permessage-deflate window (8..=15), 0 when not
-    /// negotiated; `json` wraps each message in a JSON envelope with its id
-    /// (`/ws/CH?format=json`).
-    WebSocket { deflate: u8, json: bool },
-}
-
-impl WireFormat {
-    /// Number of distinct formats (see [`index`](Self::index)).
-    pub const COUNT: usize = 4 + 2 * 9;
-
-    /// A dense index per format, for per-message encoding caches.
-    pub fn index(self) -> usize {
-        match self {
-            WireFormat::Sse => 0,
-            WireFormat::StreamChunked => 1,
-            WireFormat::StreamRaw => 2,
-            WireFormat::StreamJson => 3,
-            WireFormat::WebSocket { deflate, json } => {
-                let window = if deflate == 0 {
-                    0
-                } else {
-                    usize::from(deflate.clamp(8, 15) - 7)
-                };
-                4 + usize::from(json) * 9 + window
-            }
-        }
-    }
-
-    /// True for WebSocket formats.
-    pub fn is_websocket(self) -> bool {
-        matches!(self, WireFormat::WebSocket { .. })
-    }
-}
+use crate::proto::format::{encode_message, EncodeSettings, Encoded, WireFormat};
+use crate::proto::MessageView;
+use crate::pubsub::channel::ChannelRef;
 
 /// One message as published: immutable once created and shared by `Arc`
 /// between the hub's history and every reactor.
@@ -95,15 +50,6 @@ pub struct Publication {
     pub content_type: Option<String>,
 }
 
-/// Settings the encoders need that are the same for every message.
-#[derive(Debug, Clone)]
-pub struct EncodeSettings {
-    /// Appended to each message on raw streams.
-    pub stream_separator: Bytes,
-    /// Messages shorter than this are not compressed for WebSocket.
-    pub deflate_min_size: usize,
-}
-
 impl Message {
     /// Builds a message; called by the hub under its publish lock.
     pub fn new(
@@ -129,11 +75,6 @@ impl Message {
         }
     }
 
-    /// The message id as clients see it (opaque to them; see docs/API.md).
-    pub fn id(&self) -> String {
-        self.seq.to_string()
-    }
-
     /// Approximate bytes this message keeps alive, for the store's budget.
     pub fn memory_cost(&self) -> usize {
         std::mem::size_of::<Message>()
@@ -143,14 +84,26 @@ impl Message {
 
     /// The message in `format`, encoded on first use and shared afterwards.
     pub fn encoded(&self, format: WireFormat, settings: &EncodeSettings) -> Bytes {
-        let format = self.effective(format, settings);
+        let format = format.effective(self.payload.len(), settings);
         let index = format.index() as u8;
         if let Some(b) = self.cached(index) {
             return b;
         }
         // Encode outside the lock (deflate may take a while); if another
         // reactor raced us, keep its copy so every subscriber shares one.
-        let bytes = self.encode(format, settings);
+        let names: Vec<&str> = self.channels.iter().map(|c| &*c.name).collect();
+        let view = MessageView {
+            id: self.seq,
+            channels: &names,
+            event_type: self.event_type.as_deref(),
+            content_type: self.content_type.as_deref(),
+            binary: self.binary,
+            payload: &self.payload,
+        };
+        let bytes = match encode_message(format, &view, settings) {
+            Encoded::Bytes(b) => Bytes::from(b),
+            Encoded::SameAs(other) => return self.encoded(other, settings),
+        };
         let mut cache = self.encodings.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, b)) = cache.iter().find(|(i, _)| *i == index) {
             return b.clone();
@@ -165,80 +118,6 @@ impl Message {
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, b)| b.clone())
-    }
-
-    /// Small messages are not worth compressing: they share the plain frame.
-    fn effective(&self, format: WireFormat, settings: &EncodeSettings) -> WireFormat {
-        match format {
-            WireFormat::WebSocket { deflate, json }
-                if deflate != 0 && self.payload.len() < settings.deflate_min_size =>
-            {
-                WireFormat::WebSocket { deflate: 0, json }
-            }
-            f => f,
-        }
-    }
-
-    fn encode(&self, format: WireFormat, settings: &EncodeSettings) -> Bytes {
-        let mut out = Vec::with_capacity(self.payload.len() + 32);
-        match format {
-            WireFormat::Sse => {
-                let id = self.id();
-                let event = self.event_type.as_deref();
-                if self.binary {
-                    use base64::Engine;
-                    let text = base64::engine::general_purpose::STANDARD.encode(&self.payload);
-                    sse::encode_event(Some(&id), event, text.as_bytes(), &mut out);
-                } else {
-                    sse::encode_event(Some(&id), event, &self.payload, &mut out);
-                }
-            }
-            WireFormat::StreamChunked => {
-                stream::encode_chunk(&self.payload, &settings.stream_separator, &mut out)
-            }
-            WireFormat::StreamRaw => {
-                out.extend_from_slice(&self.payload);
-                out.extend_from_slice(&settings.stream_separator);
-            }
-            WireFormat::StreamJson => {
-                let line = longpoll::message_json(self).to_string();
-                stream::encode_chunk(line.as_bytes(), b"\n", &mut out)
-            }
-            WireFormat::WebSocket { deflate, json } => {
-                let (opcode, payload) = if json {
-                    let text = longpoll::message_json(self).to_string();
-                    (websocket::Opcode::Text, Bytes::from(text.into_bytes()))
-                } else {
-                    (self.opcode(), self.payload.clone())
-                };
-                if deflate != 0 {
-                    // Compression must pay for itself, else share the plain frame.
-                    match deflate::compress(&payload, deflate) {
-                        Some(c) if c.len() < payload.len() => {
-                            return Bytes::from(websocket::encode_frame(opcode, true, &c))
-                        }
-                        _ => {
-                            return self
-                                .encoded(WireFormat::WebSocket { deflate: 0, json }, settings)
-                        }
-                    }
-                }
-                return Bytes::from(websocket::encode_frame(opcode, false, &payload));
-            }
-        }
-        Bytes::from(out)
-    }
-}
-
-impl Message {
-    /// Text frames must carry UTF-8: a "text" message that is not valid
-    /// UTF-8 goes out as a binary frame rather than break the connection.
-    fn opcode(&self) -> websocket::Opcode {
-        if self.binary || std::str::from_utf8(&self.payload).is_err() {
-            websocket::Opcode::Binary
-        } else {
-            websocket::Opcode::Text
-        }
     }
 }
 
@@ -298,16 +177,43 @@ mod tests {
     }
 
     #[test]
-    fn stream_formats() {
-        let m = message(b"hello", None);
-        assert_eq!(
-            &m.encoded(WireFormat::StreamChunked, &settings())[..],
-            b"6\r\nhello\n\r\n"
+    fn deflate_that_does_not_pay_shares_the_plain_frame() {
+        let m = message(
+            b"\x5a\x13\xf0\x77\x01\xe2\x9c\x44\xb8\x3d\x61\xfe\x02\x8a\xc7\x19\x55",
+            None,
         );
-        assert_eq!(
-            &m.encoded(WireFormat::StreamRaw, &settings())[..],
-            b"hello\n"
+        let plain = m.encoded(
+            WireFormat::WebSocket {
+                deflate: 0,
+                json: false,
+            },
+            &settings(),
         );
+        let deflated = m.encoded(
+            WireFormat::WebSocket {
+                deflate: 15,
+                json: false,
+            },
+            &settings(),
+        );
+        assert_eq!(plain.as_ptr(), deflated.as_ptr());
+        // Too small to be worth compressing: the same frame, too.
+        let small = message(b"tiny", None);
+        let a = small.encoded(
+            WireFormat::WebSocket {
+                deflate: 0,
+                json: false,
+            },
+            &settings(),
+        );
+        let b = small.encoded(
+            WireFormat::WebSocket {
+                deflate: 12,
+                json: false,
+            },
+            &settings(),
+        );
+        assert_eq!(a.as_ptr(), b.as_ptr());
     }
 
     #[test]

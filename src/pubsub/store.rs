@@ -162,7 +162,7 @@ impl StoreAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pubsub::bus::ChannelRef;
+    use crate::pubsub::channel::ChannelRef;
     use crate::pubsub::message::Publication;
 
     fn msg(seq: u64, at: u64, size: usize) -> Arc<Message> {

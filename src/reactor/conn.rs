@@ -5,16 +5,20 @@
 //! the out queue owns no heap when empty; a subscription to one channel is
 //! stored inline; WebSocket and long-poll state and request bodies being
 //! received live behind a `Box`. 128 bytes in all (a test keeps it there).
+//!
+//! A leaf of the reactor: plain state and the questions one can ask of it,
+//! no behaviour that reaches other connections.
 
 use mio::net::TcpStream;
+use std::sync::Arc;
 
+use super::local::SubList;
+use super::outqueue::OutQueue;
 use crate::http::chunked::BodyReader;
-use crate::http::request::RequestHead;
-use crate::pubsub::message::WireFormat;
-use crate::reactor::local::SubList;
-use crate::reactor::longpoll::LongPollWait;
-use crate::reactor::outqueue::OutQueue;
-use crate::reactor::websocket::WsState;
+use crate::http::response::ReplyMode;
+use crate::proto::ws::MessageReader;
+use crate::proto::WireFormat;
+use crate::pubsub::message::Message;
 use crate::status::ConnKind;
 
 /// A connection in a reactor's slab.
@@ -25,7 +29,7 @@ pub struct Conn {
     pub generation: u32,
     pub role: Role,
     pub out: OutQueue,
-    /// Unconsumed input (a partial request head or body).
+    /// Unconsumed input (see `io.rs`, `on_input`).
     pub pending_in: PendingInput,
     /// Id of the newest message this connection has been sent; later
     /// deliveries at or below it are duplicates (see `Hub`).
@@ -49,7 +53,8 @@ pub struct ConnFlags {
     pub close_after_flush: bool,
     /// The kernel refused bytes; wait for a writable event.
     pub write_blocked: bool,
-    /// Reading paused because the peer is not reading our replies.
+    /// Reading paused: the peer is not reading our replies, or it sent more
+    /// than one request behind a waiting long-poll.
     pub read_paused: bool,
     /// Server is draining: finish the current request, then close.
     pub draining: bool,
@@ -67,20 +72,6 @@ impl PendingInput {
         self.0.is_none()
     }
 
-    /// Bytes pending.
-    pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |v| v.len())
-    }
-
-    /// Appends bytes (allocating on the first).
-    pub fn extend_from_slice(&mut self, data: &[u8]) {
-        if !data.is_empty() {
-            self.0
-                .get_or_insert_with(Default::default)
-                .extend_from_slice(data);
-        }
-    }
-
     /// Takes the pending bytes out, leaving nothing.
     pub fn take(&mut self) -> Vec<u8> {
         self.0.take().map_or_else(Vec::new, |b| *b)
@@ -94,16 +85,19 @@ impl PendingInput {
 
 /// What the connection is doing.
 pub enum Role {
-    /// Reading HTTP requests; `Some` while a request body is being received.
-    Http(Option<Box<PendingRequest>>),
+    /// Reading HTTP requests; `Some` while a publish body is being received.
+    Http(Option<Box<PendingPublish>>),
     /// A subscriber receiving messages.
     Subscriber(Subscriber),
 }
 
-/// A request whose head has been parsed and whose body is still arriving.
-pub struct PendingRequest {
-    pub head: RequestHead,
+/// A publish whose head has been parsed and whose body is still arriving:
+/// what of the head must outlive the read buffer it was parsed from.
+pub struct PendingPublish {
     pub channels: Vec<String>,
+    pub event_type: Option<String>,
+    pub content_type: Option<String>,
+    pub mode: ReplyMode,
     pub reader: BodyReader,
     pub body: Vec<u8>,
 }
@@ -111,7 +105,6 @@ pub struct PendingRequest {
 /// A subscriber: how to frame messages and where it is subscribed.
 pub struct Subscriber {
     pub format: WireFormat,
-    pub kind: ConnKind,
     pub subs: SubList,
     /// Tick at which the subscriber is asked to reconnect (0 = never).
     pub lifetime_end: u32,
@@ -126,15 +119,35 @@ pub enum TransportState {
     LongPoll(LongPollWait),
 }
 
-impl Subscriber {
-    /// WebSocket protocol state, if this is a WebSocket.
-    pub fn ws_mut(&mut self) -> Option<&mut WsState> {
-        match self.state.as_deref_mut() {
-            Some(TransportState::WebSocket(ws)) => Some(ws),
-            _ => None,
-        }
-    }
+/// Per-connection WebSocket state.
+pub struct WsState {
+    /// Incoming frame parser and message reassembly; owns no buffer while
+    /// idle.
+    pub reader: MessageReader,
+    /// We sent a close frame: the connection ends once it is flushed.
+    pub close_sent: bool,
+    /// Tick by which our outstanding ping must be answered (0 = none).
+    pub pong_due: u32,
+}
 
+/// A waiting long-poll request.
+#[derive(Debug)]
+pub struct LongPollWait {
+    /// Messages that arrived since the poll started (answered together).
+    pub messages: Vec<Arc<Message>>,
+    /// Already queued for an answer at the end of this loop turn.
+    pub ready: bool,
+    /// The client's request allows reusing the connection.
+    pub keep_alive: bool,
+    /// The client's position was older than the stored history.
+    pub missed: bool,
+    /// The id the poll waits after (reported back on timeout).
+    pub position: u64,
+    /// Tick at which the poll answers 304.
+    pub deadline: u32,
+}
+
+impl Subscriber {
     /// WebSocket protocol state, if this is a WebSocket.
     pub fn ws(&self) -> Option<&WsState> {
         match self.state.as_deref() {
@@ -143,9 +156,12 @@ impl Subscriber {
         }
     }
 
-    /// Whether this is a WebSocket.
-    pub fn is_ws(&self) -> bool {
-        self.ws().is_some()
+    /// WebSocket protocol state, mutably.
+    pub fn ws_mut(&mut self) -> Option<&mut WsState> {
+        match self.state.as_deref_mut() {
+            Some(TransportState::WebSocket(ws)) => Some(ws),
+            _ => None,
+        }
     }
 
     /// The waiting poll, if this is a long-poll.
@@ -193,14 +209,46 @@ impl Conn {
         }
     }
 
-    /// The gauge this connection counts under.
+    /// The gauge this connection counts under, read off its state.
     pub fn kind(&self) -> ConnKind {
         match &self.role {
             Role::Http(_) => ConnKind::Http,
-            Role::Subscriber(s) => s.kind,
+            Role::Subscriber(s) => match s.format {
+                WireFormat::Sse => ConnKind::Sse,
+                WireFormat::StreamChunked | WireFormat::StreamRaw | WireFormat::StreamJson => {
+                    ConnKind::Stream
+                }
+                WireFormat::WebSocket { .. } => ConnKind::WebSocket,
+                WireFormat::LongPoll => ConnKind::LongPoll,
+            },
+        }
+    }
+
+    /// The subscriber state, if this connection is one.
+    pub fn subscriber(&self) -> Option<&Subscriber> {
+        match &self.role {
+            Role::Subscriber(s) => Some(s),
+            Role::Http(_) => None,
+        }
+    }
+
+    /// The subscriber state, mutably.
+    pub fn subscriber_mut(&mut self) -> Option<&mut Subscriber> {
+        match &mut self.role {
+            Role::Subscriber(s) => Some(s),
+            Role::Http(_) => None,
+        }
+    }
+
+    /// Adds this connection (key `k`) to the turn's flush list once.
+    pub fn mark_dirty(&mut self, k: usize, dirty: &mut Vec<usize>) {
+        if !self.flags.dirty {
+            self.flags.dirty = true;
+            dirty.push(k);
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,20 +1,21 @@
-//! HTTP side of the reactor: reading requests (pipelined, with bodies),
-//! routing them, publishing, and answering status queries.
+//! HTTP side of the reactor: the requests on a connection (pipelined, with
+//! bodies), routing them, publishing, channel and status queries. Subscribe
+//! requests are set up here and registered by `subscribe.rs`.
 
 use bytes::Bytes;
 
-use super::conn::{PendingRequest, Role};
-use super::fanout::NewSubscriber;
+use super::conn::{PendingPublish, Role};
+use super::subscribe::NewSubscriber;
+use super::timer::secs_to_ticks;
 use super::Reactor;
 use crate::http::chunked::BodyReader;
-use crate::http::request::{parse_head, query_param, BodyKind, Limits, Method, RequestHead};
-use crate::http::response;
-use crate::http::route::{route, Route, SubTransport};
-use crate::proto::{sse, stream};
-use crate::pubsub::hub::{ChannelRequest, Resume};
-use crate::pubsub::message::{Publication, WireFormat};
-use crate::reactor::liveness::secs_to_ticks;
-use crate::status::{self, CloseCause, ConnKind, ReactorStats};
+use crate::http::request::{parse_head, BodyKind, Limits, Method, RequestHead};
+use crate::http::response::{self, ReplyMode};
+use crate::http::route::{route, Route, SubTransport, Subscription};
+use crate::proto::{sse, WireFormat};
+use crate::pubsub::hub::LimitError;
+use crate::pubsub::message::Publication;
+use crate::status::{render, CloseCause, Limit, ReactorStats, Snapshot};
 
 /// A publisher whose unread replies exceed this is not read from until they
 /// drain: pipelining faster than it reads replies must not grow memory.
@@ -24,39 +25,21 @@ const MAX_UNREAD_REPLIES: usize = 256 * 1024;
 const MAX_HEADERS: usize = 64;
 
 impl Reactor {
-    /// New input for an HTTP connection; keeps what is not consumed yet.
-    pub(super) fn on_http_input(&mut self, k: usize, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(k) else {
-            return;
-        };
-        let had_partial = !c.pending_in.is_empty();
-        let completed = if c.pending_in.is_empty() {
-            let (used, completed) = self.process_http(k, data);
-            self.keep_leftover(k, Vec::new(), &data[used..]);
-            completed
-        } else {
-            let mut buf = c.pending_in.take();
-            buf.extend_from_slice(data);
-            let (used, completed) = self.process_http(k, &buf);
-            buf.drain(..used);
-            self.keep_leftover(k, buf, &[]);
-            completed
-        };
-        self.rearm_http(k, had_partial, completed);
-        // Frames a WebSocket client sent right behind its handshake.
-        if let Some(c) = self.conns.get_mut(k) {
-            if matches!(&c.role, Role::Subscriber(s) if s.is_ws()) && !c.pending_in.is_empty() {
-                let early = c.pending_in.take();
-                self.on_ws_input(k, &early);
-            }
-        }
+    /// Handles the requests in `data`; returns the bytes consumed (the rest
+    /// is an unfinished request, or belongs to what the connection became).
+    /// `had_partial` says `data` starts with a request begun in an earlier
+    /// read.
+    pub(super) fn feed_http(&mut self, k: usize, data: &[u8], had_partial: bool) -> usize {
+        let (used, completed) = self.process_http(k, data);
+        self.rearm_http(k, had_partial, completed, used < data.len());
+        used
     }
 
     /// HTTP deadlines: a request head must be complete within
     /// `handshake-timeout` of its first byte (dribbling does not extend it:
     /// slowloris), a body must make progress within `idle-timeout`, and a
     /// keep-alive connection may idle for `idle-timeout` between requests.
-    fn rearm_http(&mut self, k: usize, had_partial: bool, completed: usize) {
+    fn rearm_http(&mut self, k: usize, had_partial: bool, completed: usize, unfinished: bool) {
         let cfg = &self.shared.config;
         let (handshake, idle) = (
             secs_to_ticks(cfg.handshake_timeout),
@@ -70,7 +53,7 @@ impl Reactor {
         }
         let deadline = match &c.role {
             Role::Http(Some(_)) => self.now + idle,
-            Role::Http(None) if !c.pending_in.is_empty() => {
+            Role::Http(None) if unfinished => {
                 if completed == 0 && had_partial {
                     return;
                 }
@@ -82,17 +65,6 @@ impl Reactor {
         self.set_deadline(k, deadline);
     }
 
-    fn keep_leftover(&mut self, k: usize, mut buf: Vec<u8>, rest: &[u8]) {
-        let Some(c) = self.conns.get_mut(k) else {
-            return;
-        };
-        if !matches!(c.role, Role::Http(_)) || c.flags.close_after_flush {
-            return;
-        }
-        buf.extend_from_slice(rest);
-        c.pending_in.set(buf);
-    }
-
     fn limits(&self) -> Limits {
         Limits {
             max_header_bytes: self.shared.config.max_header_bytes,
@@ -102,8 +74,7 @@ impl Reactor {
     }
 
     /// Handles as many complete requests in `data` as possible; returns the
-    /// bytes consumed.
-    /// Also returns how many requests were completed.
+    /// bytes consumed and how many requests were completed.
     fn process_http(&mut self, k: usize, data: &[u8]) -> (usize, usize) {
         let limits = self.limits();
         let mut pos = 0;
@@ -121,19 +92,17 @@ impl Reactor {
             }
             match &mut c.role {
                 Role::Http(Some(pending)) => {
-                    let fed = pending.reader.feed(&data[pos..], &mut pending.body);
-                    match fed {
+                    match pending.reader.feed(&data[pos..], &mut pending.body) {
                         Ok((used, done)) => {
                             pos += used;
                             if !done {
                                 return (pos, completed);
                             }
                             completed += 1;
-                            let Role::Http(slot) = &mut c.role else {
-                                unreachable!()
-                            };
-                            if let Some(req) = slot.take() {
-                                self.finish_publish(k, *req);
+                            if let Role::Http(slot) = &mut c.role {
+                                if let Some(publish) = slot.take() {
+                                    self.finish_publish(k, *publish);
+                                }
                             }
                         }
                         Err(e) => {
@@ -153,7 +122,7 @@ impl Reactor {
                             if head.body == BodyKind::None {
                                 completed += 1;
                             }
-                            ReactorStats::add(&self.shared.stats.reactors[self.id].requests, 1);
+                            ReactorStats::add(&self.stats().requests, 1);
                             self.handle_request(k, head);
                         }
                         Err(e) => {
@@ -162,69 +131,81 @@ impl Reactor {
                         }
                     }
                 }
-                // Became a subscriber. WebSocket frames sent right behind
-                // the handshake, and requests pipelined behind a long-poll,
-                // are kept; anything else is ignored.
-                Role::Subscriber(s) => {
-                    if s.state.is_some() {
-                        c.pending_in.set(data[pos..].to_vec());
-                    }
-                    return (data.len(), completed);
-                }
+                // It became a subscriber: the rest of the input is its.
+                Role::Subscriber(_) => return (pos, completed),
             }
         }
     }
 
     /// Answers with an error and closes the connection once it is sent.
     pub(super) fn fail(&mut self, k: usize, status: u16, message: &str, extra: &[&str]) {
-        let bytes = response::error(&self.shared.responses, status, message, false, extra);
+        let bytes = response::error(
+            &self.shared.responses,
+            status,
+            message,
+            ReplyMode::CLOSE,
+            extra,
+        );
         self.send(k, bytes);
         self.close_after_flush(k, Some(CloseCause::BadInput));
     }
 
+    /// Answers 429 for a limit that refused a request. A refused publish
+    /// keeps its connection; a refused subscription closes it.
+    pub(super) fn refuse(&mut self, k: usize, limit: &LimitError, mode: Option<ReplyMode>) {
+        self.stats().refused(match limit {
+            LimitError::TooManyChannels => Limit::Channels,
+            LimitError::TooManySubscribers(_) => Limit::SubscribersPerChannel,
+        });
+        let mode = mode.unwrap_or(ReplyMode::CLOSE);
+        let bytes = response::error(&self.shared.responses, 429, &limit.message(), mode, &[]);
+        self.send(k, bytes);
+        if !mode.keep_alive {
+            self.close_after_flush(k, Some(CloseCause::Refused));
+        }
+    }
+
     /// Queues a reply; closes after it unless the client keeps alive (and
     /// the server is not draining).
-    fn reply(&mut self, k: usize, bytes: Vec<u8>, keep_alive: bool) {
+    pub(super) fn reply(&mut self, k: usize, bytes: Vec<u8>, mode: ReplyMode) {
         self.send(k, bytes);
         let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
-        if !keep_alive || draining {
+        if !mode.keep_alive || draining {
             self.close_after_flush(k, None);
         }
     }
 
-    fn json(&mut self, k: usize, status: u16, body: &serde_json::Value, keep_alive: bool) {
-        let bytes = response::json(&self.shared.responses, status, body, keep_alive);
-        self.reply(k, bytes, keep_alive);
+    fn json(&mut self, k: usize, body: &serde_json::Value, mode: ReplyMode) {
+        let bytes = response::json(&self.shared.responses, 200, body, mode, &[]);
+        self.reply(k, bytes, mode);
     }
 
-    fn not_found_channel(&mut self, k: usize, keep_alive: bool) {
-        let bytes = response::error(
-            &self.shared.responses,
-            404,
-            "no such channel",
-            keep_alive,
-            &[],
-        );
-        self.reply(k, bytes, keep_alive);
+    fn channel_or_404(&mut self, k: usize, info: Option<serde_json::Value>, mode: ReplyMode) {
+        match info {
+            Some(v) => self.json(k, &v, mode),
+            None => {
+                let opts = &self.shared.responses;
+                let bytes = response::error(opts, 404, "no such channel", mode, &[]);
+                self.reply(k, bytes, mode);
+            }
+        }
     }
 
-    fn handle_request(&mut self, k: usize, head: RequestHead) {
-        // Responses to HEAD carry the head only (RFC 9110 §9.3.2).
-        self.omit_body = head.method == Method::Head;
-        self.route_request(k, head);
-        self.omit_body = false;
-    }
-
-    fn route_request(&mut self, k: usize, head: RequestHead) {
-        let max_channels = self.shared.config.max_channels_per_subscription;
-        let route = match route(&head, max_channels) {
+    fn handle_request(&mut self, k: usize, head: RequestHead<'_>) {
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        let head_only = head.method == Method::Head;
+        let route = match route(&head, self.shared.config.max_channels_per_subscription) {
             Ok(r) => r,
             Err(e) => {
                 let allow = e.allow.map(|a| format!("Allow: {a}"));
                 let extra: Vec<&str> = allow.iter().map(String::as_str).collect();
                 if head.body == BodyKind::None && head.keep_alive {
-                    let bytes =
-                        response::error(&self.shared.responses, e.status, &e.message, true, &extra);
+                    let mode = ReplyMode {
+                        keep_alive: true,
+                        head_only,
+                    };
+                    let opts = &self.shared.responses;
+                    let bytes = response::error(opts, e.status, &e.message, mode, &extra);
                     self.send(k, bytes);
                 } else {
                     self.fail(k, e.status, &e.message, &extra);
@@ -234,226 +215,110 @@ impl Reactor {
         };
         // Only publishes read a body; any other request carrying one is
         // answered and the connection closed, so the stream cannot desync.
-        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
         let keep_alive = head.keep_alive
             && !draining
             && (head.body == BodyKind::None || matches!(route, Route::Publish(_)));
+        let mode = ReplyMode {
+            keep_alive,
+            head_only,
+        };
         let hub = self.hub.clone();
         match route {
-            Route::Publish(channels) => self.start_publish(k, head, channels),
-            Route::ChannelInfo(id) => match hub.info(&id) {
-                Some(info) => self.json(k, 200, &status::channel_json(&info), keep_alive),
-                None => self.not_found_channel(k, keep_alive),
-            },
-            Route::DeleteChannel(id) => match hub.delete(&id) {
-                Some(info) => self.json(k, 200, &status::channel_json(&info), keep_alive),
-                None => self.not_found_channel(k, keep_alive),
-            },
-            Route::Status(None) => {
-                let body = status::status_json(&self.shared.stats, &hub);
-                self.json(k, 200, &body, keep_alive);
+            Route::Publish(channels) => self.start_publish(k, &head, channels),
+            Route::ChannelInfo(id) | Route::Status(Some(id)) => {
+                self.channel_or_404(k, hub.info(&id).map(|i| i.to_json()), mode)
             }
-            Route::Status(Some(id)) => match hub.info(&id) {
-                Some(info) => self.json(k, 200, &status::channel_json(&info), keep_alive),
-                None => self.not_found_channel(k, keep_alive),
-            },
+            Route::DeleteChannel(id) => {
+                self.channel_or_404(k, hub.delete(&id).map(|i| i.to_json()), mode)
+            }
+            Route::Status(None) => {
+                let snapshot = Snapshot::take(&self.shared.stats, hub.totals());
+                self.json(k, &render::status_json(&snapshot), mode);
+            }
             Route::Metrics => {
-                let text = status::metrics_text(&self.shared.stats, &hub);
-                let bytes = response::full(
-                    &self.shared.responses,
-                    200,
-                    "text/plain; version=0.0.4",
-                    text.as_bytes(),
-                    keep_alive,
-                    &[],
-                );
-                self.reply(k, bytes, keep_alive);
+                let snapshot = Snapshot::take(&self.shared.stats, hub.totals());
+                let text = render::metrics_text(&snapshot);
+                let opts = &self.shared.responses;
+                let ct = "text/plain; version=0.0.4";
+                let bytes = response::full(opts, 200, ct, text.as_bytes(), mode, &[]);
+                self.reply(k, bytes, mode);
             }
             Route::Preflight => {
-                let bytes = response::preflight(&self.shared.responses, keep_alive);
-                self.reply(k, bytes, keep_alive);
+                let bytes = response::preflight(&self.shared.responses, mode);
+                self.reply(k, bytes, mode);
             }
-            Route::Subscribe {
-                transport,
-                channels,
-            } => {
-                let requests: Vec<ChannelRequest> = channels.iter().map(Into::into).collect();
-                self.subscribe(k, &head, transport, &requests);
-            }
+            Route::Subscribe(sub) => self.start_subscription(k, &head, sub),
         }
     }
 
-    fn start_publish(&mut self, k: usize, head: RequestHead, channels: Vec<String>) {
+    fn start_publish(&mut self, k: usize, head: &RequestHead<'_>, channels: Vec<String>) {
         let expect_continue = head.expect_continue && head.body != BodyKind::None;
-        let reader = BodyReader::new(head.body, self.shared.config.max_message_size);
-        let pending = PendingRequest {
-            head,
+        let publish = PendingPublish {
             channels,
-            reader,
+            event_type: head.headers.event_type.as_deref().map(str::to_string),
+            content_type: head.headers.content_type.as_deref().map(str::to_string),
+            mode: ReplyMode::keep_alive(head.keep_alive),
+            reader: BodyReader::new(head.body, self.shared.config.max_message_size),
             body: Vec::new(),
         };
         if let Some(c) = self.conns.get_mut(k) {
-            c.role = Role::Http(Some(Box::new(pending)));
+            c.role = Role::Http(Some(Box::new(publish)));
         }
         if expect_continue {
             self.send(k, response::CONTINUE.to_vec());
         }
     }
 
-    fn finish_publish(&mut self, k: usize, req: PendingRequest) {
+    fn finish_publish(&mut self, k: usize, req: PendingPublish) {
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        let mode = ReplyMode::keep_alive(req.mode.keep_alive && !draining);
         let names: Vec<&str> = req.channels.iter().map(String::as_str).collect();
         let publication = Publication {
             payload: Bytes::from(req.body),
-            event_type: req.head.headers.event_type.clone(),
-            content_type: req.head.headers.content_type.clone(),
+            event_type: req.event_type,
+            content_type: req.content_type,
         };
         let receipt = match self.hub.publish(Some(self.id), &names, publication) {
             Ok(r) => r,
-            Err(limit) => {
-                let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
-                let keep_alive = req.head.keep_alive && !draining;
-                let bytes = response::error(
-                    &self.shared.responses,
-                    429,
-                    &limit.message(),
-                    keep_alive,
-                    &[],
-                );
-                self.reply(k, bytes, keep_alive);
-                return;
-            }
+            Err(limit) => return self.refuse(k, &limit, Some(mode)),
         };
         let body = if receipt.channels.len() == 1 {
-            let mut v = status::channel_json(&receipt.channels[0]);
+            let mut v = receipt.channels[0].to_json();
             v["id"] = serde_json::Value::String(receipt.id.to_string());
             v
         } else {
             serde_json::json!({
                 "id": receipt.id.to_string(),
-                "channels": receipt.channels.iter().map(status::channel_json).collect::<Vec<_>>(),
+                "channels": receipt.channels.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
             })
         };
-        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
-        self.json(k, 200, &body, req.head.keep_alive && !draining);
+        self.json(k, &body, mode);
     }
 
-    /// Where a new subscriber starts, from `Last-Event-ID` (header, then
-    /// query) or `since` (Unix seconds).
-    fn resume_point(head: &RequestHead) -> Resume {
-        let etag = head.headers.if_none_match.as_deref().map(|v| {
-            v.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_string()
-        });
-        let last_id = head
-            .headers
-            .last_event_id
-            .clone()
-            .or_else(|| query_param(&head.query, "last_event_id"))
-            .or(etag);
-        if let Some(id) = last_id {
-            // An id we cannot read is treated as very old: the client gets
-            // the whole history and a "missed" signal.
-            return Resume::AfterSeq(id.trim().parse().unwrap_or(0));
-        }
-        if let Some(since) = query_param(&head.query, "since") {
-            if let Ok(secs) = since.trim().parse::<u64>() {
-                return Resume::SinceMs(secs.saturating_mul(1000));
-            }
-        }
-        Resume::Live
-    }
-
-    fn subscribe(
-        &mut self,
-        k: usize,
-        head: &RequestHead,
-        transport: SubTransport,
-        requests: &[ChannelRequest],
-    ) {
-        let resume = Self::resume_point(head);
+    /// Sets up a subscription request for its transport.
+    fn start_subscription(&mut self, k: usize, head: &RequestHead<'_>, sub: Subscription) {
         let opts = &self.shared.responses;
-        let new = match transport {
+        let new = match sub.transport {
             SubTransport::EventSource => {
                 let mut bytes = response::event_stream_head(opts);
                 // Tells the browser how soon to reconnect after a drop, and
                 // opens the stream at once for proxies.
                 sse::encode_retry(self.shared.config.retry_ms, &mut bytes);
-                NewSubscriber {
-                    format: WireFormat::Sse,
-                    kind: ConnKind::Sse,
-                    head: bytes,
-                    state: None,
-                }
+                NewSubscriber::stream(WireFormat::Sse, bytes)
             }
             SubTransport::Stream => {
-                let chunked = head.minor_version >= 1;
-                let json = chunked && wants_json(head);
-                let ct = if json {
+                let format = WireFormat::stream(head.minor_version >= 1, sub.json);
+                let ct = if format == WireFormat::StreamJson {
                     "application/x-ndjson"
                 } else {
                     "text/plain; charset=utf-8"
                 };
-                NewSubscriber {
-                    format: if json {
-                        WireFormat::StreamJson
-                    } else if chunked {
-                        WireFormat::StreamChunked
-                    } else {
-                        WireFormat::StreamRaw
-                    },
-                    kind: ConnKind::Stream,
-                    head: response::stream_head(opts, ct, chunked),
-                    state: None,
-                }
+                let chunked = format != WireFormat::StreamRaw;
+                NewSubscriber::stream(format, response::stream_head(opts, ct, chunked))
             }
-            SubTransport::WebSocket => {
-                self.accept_websocket(k, head, requests, resume);
-                return;
-            }
-            SubTransport::LongPoll => {
-                self.start_longpoll(k, head, requests, resume);
-                return;
-            }
+            SubTransport::WebSocket => return self.accept_websocket(k, head, &sub),
+            SubTransport::LongPoll => return self.start_longpoll(k, head, &sub),
         };
-        let format = new.format;
-        let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
-            return;
-        };
-        if subscribed.missed {
-            // The gap signal, in-band for the formats that carry ids; raw
-            // streams have no room for it (docs/API.md).
-            let mut bytes = Vec::new();
-            match format {
-                WireFormat::Sse => {
-                    let requested = match resume {
-                        Resume::AfterSeq(s) => s.to_string(),
-                        _ => String::new(),
-                    };
-                    sse::encode_event(None, Some("missed"), requested.as_bytes(), &mut bytes)
-                }
-                WireFormat::StreamJson => {
-                    stream::encode_chunk(missed_json(resume).as_bytes(), b"\n", &mut bytes)
-                }
-                _ => {}
-            }
-            self.send(k, bytes);
-        }
-        self.queue_replay(k, format, &subscribed.replay);
+        self.start_stream(k, new, &sub);
     }
-}
-
-/// `?format=json`: messages as JSON envelopes carrying their ids.
-pub(super) fn wants_json(head: &RequestHead) -> bool {
-    query_param(&head.query, "format").is_some_and(|f| f == "json")
-}
-
-/// The "messages were missed" signal of the JSON formats.
-pub(super) fn missed_json(resume: Resume) -> String {
-    let requested = match resume {
-        Resume::AfterSeq(s) => Some(s.to_string()),
-        _ => None,
-    };
-    serde_json::json!({ "event": "missed", "last_event_id": requested }).to_string()
 }

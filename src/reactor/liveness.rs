@@ -8,53 +8,15 @@
 //! ping's write fail, or, when the peer vanished without FIN/RST, TCP
 //! keepalive and TCP_USER_TIMEOUT make the kernel report ETIMEDOUT.
 
-use bytes::Bytes;
-use std::time::Duration;
+use std::time::Instant;
 
 use super::conn::Role;
-use super::timer::Entry;
-use super::{mark_dirty, Reactor};
-use crate::proto::{sse, stream};
-use crate::pubsub::message::WireFormat;
+use super::longpoll::PollEnd;
+use super::timer::{secs_to_ticks, Entry};
+use super::Reactor;
+use crate::http::response::{self, ReplyMode};
+use crate::proto::{signal, WireFormat};
 use crate::status::{CloseCause, ReactorStats};
-
-/// Length of one timer tick.
-pub const TICK: Duration = Duration::from_millis(250);
-
-/// Ticks in a second.
-pub const TICKS_PER_SEC: u32 = 4;
-
-/// Converts a setting in whole seconds to ticks (0 stays 0 = off).
-pub fn secs_to_ticks(secs: u64) -> u32 {
-    secs.saturating_mul(u64::from(TICKS_PER_SEC))
-        .min(u64::from(u32::MAX / 2)) as u32
-}
-
-/// Pre-encoded keepalive pings, built once per server.
-#[derive(Debug, Clone)]
-pub struct Pings {
-    pub sse: Bytes,
-    pub stream_chunked: Bytes,
-    pub stream_raw: Bytes,
-    pub websocket: Bytes,
-}
-
-impl Pings {
-    /// Builds the static ping frames for every transport.
-    pub fn new(stream_ping: &[u8]) -> Pings {
-        let mut sse_ping = Vec::new();
-        sse::encode_comment("", &mut sse_ping);
-        let mut chunk = Vec::new();
-        stream::encode_chunk(stream_ping, b"", &mut chunk);
-        Pings {
-            sse: Bytes::from(sse_ping),
-            stream_chunked: Bytes::from(chunk),
-            stream_raw: Bytes::copy_from_slice(stream_ping),
-            // FIN + opcode 0x9 (ping), unmasked, empty payload.
-            websocket: Bytes::from_static(&[0x89, 0x00]),
-        }
-    }
-}
 
 /// A small xorshift generator: jitter only, never security.
 #[derive(Debug)]
@@ -136,13 +98,9 @@ impl Reactor {
             Role::Http(pending) => {
                 let in_request = pending.is_some() || !c.pending_in.is_empty();
                 if in_request {
-                    let bytes = crate::http::response::error(
-                        &self.shared.responses,
-                        408,
-                        "request not received in time",
-                        false,
-                        &[],
-                    );
+                    let opts = &self.shared.responses;
+                    let msg = "request not received in time";
+                    let bytes = response::error(opts, 408, msg, ReplyMode::CLOSE, &[]);
                     self.send(k, bytes);
                     self.close_after_flush(k, Some(CloseCause::HandshakeTimeout));
                     // Do not wait for a peer that is not reading either.
@@ -169,17 +127,16 @@ impl Reactor {
 
     fn subscriber_deadline(&mut self, k: usize) {
         let now = self.now;
-        let ping_ticks = self.ping_ticks;
-        let pong_ticks = self.pong_ticks;
+        let (ping_ticks, pong_ticks) = (self.ping_ticks, self.pong_ticks);
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
-        if sub.longpoll().is_some() {
+        if sub.format == WireFormat::LongPoll {
             // The poll's time is up: answer 304 (or what arrived).
-            self.answer_longpoll(k);
+            self.end_longpoll(k, PollEnd::Answer);
             return;
         }
         if sub.lifetime_end != 0 && now >= sub.lifetime_end {
@@ -192,25 +149,15 @@ impl Reactor {
             return;
         }
         if ping_ticks > 0 && now.saturating_sub(c.last_write) >= ping_ticks {
-            let ping = match sub.format {
-                WireFormat::Sse => self.shared.pings.sse.clone(),
-                WireFormat::StreamChunked | WireFormat::StreamJson => {
-                    self.shared.pings.stream_chunked.clone()
+            if let Some(ping) = self.shared.pings.ping(sub.format) {
+                if let Some(ws) = sub.ws_mut().filter(|ws| ws.pong_due == 0) {
+                    ws.pong_due = now + pong_ticks;
                 }
-                WireFormat::StreamRaw => self.shared.pings.stream_raw.clone(),
-                WireFormat::WebSocket { .. } => {
-                    if let Some(ws) = sub.ws_mut() {
-                        if ws.pong_due == 0 {
-                            ws.pong_due = now + pong_ticks;
-                        }
-                    }
-                    self.shared.pings.websocket.clone()
-                }
-            };
-            c.out.push(ping);
-            c.last_write = now;
-            mark_dirty(&mut self.dirty, k, c);
-            ReactorStats::add(&self.shared.stats.reactors[self.id].pings_sent, 1);
+                c.out.push(ping.clone());
+                c.last_write = now;
+                c.mark_dirty(k, &mut self.dirty);
+                ReactorStats::add(&self.shared.stats.reactors[self.id].pings_sent, 1);
+            }
         }
         self.rearm_subscriber(k);
     }
@@ -252,31 +199,30 @@ impl Reactor {
     }
 
     /// Asks a subscriber to come back later and closes it once that is
-    /// sent: SSE gets a jittered `retry:` (so a restart does not bring
-    /// every client back in the same second), WebSocket a 1001 close,
-    /// streams their last chunk.
+    /// sent. The retry delay is jittered over `reconnect-spread`, so a
+    /// restart does not bring every client back in the same second; a
+    /// waiting long-poll gets it as a 503's `Retry-After`.
     pub(super) fn say_goodbye(&mut self, k: usize, cause: CloseCause) {
         let spread_ms = self.shared.config.reconnect_spread * 1000;
-        let retry = self.shared.config.retry_ms + self.jitter.below(spread_ms + 1);
-        let Some(c) = self.conns.get_mut(k) else {
+        let retry_ms = self.shared.config.retry_ms + self.jitter.below(spread_ms + 1);
+        let Some(format) = self
+            .conns
+            .get(k)
+            .and_then(|c| c.subscriber())
+            .map(|s| s.format)
+        else {
             return;
         };
-        let Role::Subscriber(sub) = &c.role else {
-            return;
-        };
-        let mut bye = Vec::new();
-        match sub.format {
-            WireFormat::Sse => sse::encode_retry(retry, &mut bye),
-            WireFormat::StreamChunked | WireFormat::StreamJson => {
-                bye.extend_from_slice(stream::LAST_CHUNK)
+        if format == WireFormat::LongPoll {
+            let retry_after_secs = retry_ms.div_ceil(1000).max(1);
+            self.end_longpoll(k, PollEnd::Shutdown { retry_after_secs });
+            self.stats().closed(cause);
+        } else {
+            if let Some(c) = self.conns.get_mut(k) {
+                c.out.push_vec(signal::goodbye(format, retry_ms));
             }
-            WireFormat::StreamRaw => {}
-            WireFormat::WebSocket { .. } => {
-                bye = crate::proto::websocket::encode_close(1001, "server going away")
-            }
+            self.close_after_flush(k, Some(cause));
         }
-        c.out.push_vec(bye);
-        self.close_after_flush(k, Some(cause));
         // Bound the wait for a peer that does not read its goodbye.
         let d = self.now + secs_to_ticks(2);
         self.set_deadline(k, d);
@@ -289,12 +235,34 @@ impl Reactor {
             return;
         };
         c.out.clear();
-        if let Role::Subscriber(sub) = &c.role {
-            if sub.format.is_websocket() {
-                let frame = crate::proto::websocket::encode_close(1008, "slow consumer");
-                let _ = std::io::Write::write(&mut c.socket, &frame);
-            }
+        if let Some(frame) = c.subscriber().and_then(|s| signal::slow_consumer(s.format)) {
+            let _ = std::io::Write::write(&mut c.socket, &frame);
         }
         self.close(k, Some(CloseCause::SlowConsumer));
+    }
+
+    /// Graceful shutdown: stop accepting, say goodbye to subscribers, close
+    /// idle HTTP connections, let requests in progress finish.
+    pub(super) fn start_drain(&mut self, until: Instant) {
+        if self.drain_until.is_some() {
+            return;
+        }
+        self.drain_until = Some(until);
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let Some(c) = self.conns.get_mut(k) else {
+                continue;
+            };
+            match &c.role {
+                Role::Subscriber(_) => self.say_goodbye(k, CloseCause::Shutdown),
+                Role::Http(None) if c.pending_in.is_empty() && c.out.is_empty() => {
+                    self.close(k, Some(CloseCause::Shutdown))
+                }
+                Role::Http(_) => c.flags.draining = true,
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::pubsub::bus::ChannelRef;
+use crate::pubsub::channel::ChannelRef;
 
 /// A subscription as the connection remembers it: which local channel and
 /// where in that channel's subscriber list the connection sits.
@@ -104,16 +104,14 @@ impl LocalIndex {
     }
 
     /// Removes a subscription. Returns the connection that moved into the
-    /// freed position (it must update its `LocalSub::pos` for this channel)
-    /// and whether the channel has no local subscribers left.
-    pub fn remove(&mut self, sub: LocalSub) -> Removed {
-        let Some(ch) = self.channels.get_mut(sub.channel as usize) else {
-            return Removed::default();
-        };
+    /// freed position, if any: it must update its `LocalSub::pos` for this
+    /// channel. A channel left without local subscribers is freed.
+    pub fn remove(&mut self, sub: LocalSub) -> Option<u32> {
+        let ch = self.channels.get_mut(sub.channel as usize)?;
         let pos = sub.pos as usize;
         if pos >= ch.subscribers.len() {
             debug_assert!(false, "stale local subscription");
-            return Removed::default();
+            return None;
         }
         ch.subscribers.swap_remove(pos);
         let moved = ch.subscribers.get(pos).copied();
@@ -121,18 +119,12 @@ impl LocalIndex {
             let id = ch.channel.id;
             self.channels.remove(sub.channel as usize);
             self.by_id.remove(&id);
-            return Removed {
-                moved: None,
-                channel_empty: true,
-            };
+            return None;
         }
         if ch.subscribers.capacity() > 64 && ch.subscribers.len() < ch.subscribers.capacity() / 4 {
             ch.subscribers.shrink_to(ch.subscribers.len() * 2);
         }
-        Removed {
-            moved,
-            channel_empty: false,
-        }
+        moved
     }
 
     /// The local channel slot for a hub channel id, if anyone here listens.
@@ -153,13 +145,6 @@ impl LocalIndex {
     }
 }
 
-/// Outcome of [`LocalIndex::remove`].
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Removed {
-    pub moved: Option<u32>,
-    pub channel_empty: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,8 +163,7 @@ mod tests {
         let a = ix.add(&ch(1), 10);
         let _b = ix.add(&ch(1), 11);
         let _c = ix.add(&ch(1), 12);
-        let r = ix.remove(a);
-        assert_eq!(r.moved, Some(12));
+        assert_eq!(ix.remove(a), Some(12));
         let slot = ix.slot_of(1).unwrap();
         assert_eq!(ix.subscribers(slot), &[12, 11]);
     }
@@ -201,7 +185,7 @@ mod tests {
     fn last_subscriber_frees_the_channel() {
         let mut ix = LocalIndex::default();
         let a = ix.add(&ch(5), 1);
-        assert!(ix.remove(a).channel_empty);
+        assert_eq!(ix.remove(a), None);
         assert_eq!(ix.slot_of(5), None);
         assert!(ix.channels.is_empty());
     }

@@ -3,12 +3,29 @@
 //! Why a wheel with lazy re-arm: a million connections each have a
 //! deadline (handshake, idle, next ping, pong, lifetime) that moves on
 //! almost every event. Moving a deadline later is a plain store into the
-//! connection (`Conn::deadline`); the wheel keeps at most one entry per
-//! connection, at the *earliest* tick it may need attention. When that entry
-//! fires and the stored deadline has moved on, the entry is re-inserted at
-//! the new deadline. A tick only looks at one slot, never at every
-//! connection, and scheduling never allocates once slots have warmed up.
-//! No per-connection OS timer exists.
+//! connection (`Conn::deadline`); each connection has one *live* wheel
+//! entry, at the earliest tick it may need attention (`Conn::armed_at`).
+//! When that entry fires and the stored deadline has moved on, the entry
+//! is re-inserted at the new deadline. Moving a deadline earlier adds a new
+//! entry and leaves the old one behind as a stale entry, recognised and
+//! dropped when it fires (its tick or generation no longer matches). A
+//! tick only looks at one slot, never at every connection, and scheduling
+//! allocates only while a slot grows past what it held before. No
+//! per-connection OS timer exists.
+
+use std::time::Duration;
+
+/// Length of one tick: the resolution of every timeout.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Ticks in a second.
+pub const TICKS_PER_SEC: u32 = 4;
+
+/// Converts a setting in whole seconds to ticks (0 stays 0 = off).
+pub fn secs_to_ticks(secs: u64) -> u32 {
+    secs.saturating_mul(u64::from(TICKS_PER_SEC))
+        .min(u64::from(u32::MAX / 2)) as u32
+}
 
 /// A wheel entry: connection slab key, its generation, and the tick the
 /// entry was scheduled for (ticks beyond one revolution stay in their slot
@@ -79,7 +96,8 @@ impl TimerWheel {
         self.now = to.max(self.now);
     }
 
-    /// Entries currently in the wheel (for tests and `/status`).
+    /// Entries currently in the wheel, stale ones included (for tests and
+    /// the timer benchmark).
     pub fn len(&self) -> usize {
         self.slots.iter().map(Vec::len).sum()
     }

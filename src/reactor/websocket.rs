@@ -1,20 +1,21 @@
 //! WebSocket side of the reactor: the upgrade, client frames (pings,
 //! pongs, close handshake, optional publishing) and protocol errors.
-//! Frame parsing itself is the pure codec in `proto::websocket`.
+//! Frame parsing itself is the pure codec in `proto::ws`.
 
 use bytes::Bytes;
 
-use super::conn::{Role, TransportState};
-use super::fanout::NewSubscriber;
-use super::http::{missed_json, wants_json};
+use super::conn::{Role, TransportState, WsState};
+use super::subscribe::NewSubscriber;
 use super::Reactor;
 use crate::http::request::{Method, RequestHead};
-use crate::proto::websocket::{encode_close, encode_frame, MessageReader, Opcode, WsEvent};
-use crate::proto::{deflate, handshake};
+use crate::http::route::Subscription;
+use crate::proto::ws::frame::EMPTY_CLOSE;
+use crate::proto::ws::{deflate, encode_close, encode_frame, handshake};
+use crate::proto::ws::{MessageReader, Opcode, WsEvent};
+use crate::proto::WireFormat;
 use crate::pubsub::bus::Delivery;
-use crate::pubsub::hub::{ChannelRequest, Resume};
-use crate::pubsub::message::{Publication, WireFormat};
-use crate::status::{CloseCause, ConnKind};
+use crate::pubsub::message::Publication;
+use crate::status::CloseCause;
 
 /// The subprotocol that selects JSON envelopes (same as `?format=json`).
 pub const JSON_SUBPROTOCOL: &str = "crier.json";
@@ -23,27 +24,14 @@ pub const JSON_SUBPROTOCOL: &str = "crier.json";
 /// §4.2.2: the server picks one it supports or none).
 const SUBPROTOCOLS: &[&str] = &[JSON_SUBPROTOCOL];
 
-/// Per-connection WebSocket state, boxed so SSE and stream subscribers do
-/// not pay for it.
-pub struct WsState {
-    /// Incoming frame parser and message reassembly; owns no buffer while
-    /// idle.
-    pub reader: MessageReader,
-    /// We sent a close frame: the connection ends once it is flushed.
-    pub close_sent: bool,
-    /// Tick by which our outstanding ping must be answered (0 = none).
-    pub pong_due: u32,
-}
-
 impl Reactor {
     /// Completes the opening handshake and registers the subscriber, or
     /// answers 400/426 with a JSON reason.
     pub(super) fn accept_websocket(
         &mut self,
         k: usize,
-        head: &RequestHead,
-        requests: &[ChannelRequest],
-        resume: Resume,
+        head: &RequestHead<'_>,
+        sub: &Subscription,
     ) {
         let h = &head.headers;
         if let Err(e) = handshake::validate(
@@ -75,21 +63,17 @@ impl Reactor {
         // subprotocol.
         let subprotocol =
             handshake::choose_subprotocol(h.sec_websocket_protocol.as_deref(), SUBPROTOCOLS);
-        let json = wants_json(head) || subprotocol == Some(JSON_SUBPROTOCOL);
-        let (format, extension) = match negotiated {
-            Some((params, response)) => (
-                WireFormat::WebSocket {
-                    deflate: params.server_max_window_bits,
-                    json,
-                },
-                Some(response),
-            ),
-            None => (WireFormat::WebSocket { deflate: 0, json }, None),
+        let json = sub.json || subprotocol == Some(JSON_SUBPROTOCOL);
+        let (window, extension) = match negotiated {
+            Some((params, response)) => (params.server_max_window_bits, Some(response)),
+            None => (0, None),
         };
         let reader = MessageReader::new(self.shared.config.max_message_size, extension.is_some());
         let new = NewSubscriber {
-            format,
-            kind: ConnKind::WebSocket,
+            format: WireFormat::WebSocket {
+                deflate: window,
+                json,
+            },
             state: Some(Box::new(TransportState::WebSocket(WsState {
                 reader,
                 close_sent: false,
@@ -97,46 +81,12 @@ impl Reactor {
             }))),
             head: handshake::response_head(&accept, subprotocol, extension.as_deref()),
         };
-        let Some(subscribed) = self.register_subscriber(k, new, requests, resume) else {
-            return;
-        };
-        if subscribed.missed && json {
-            let signal = missed_json(resume);
-            self.send(k, encode_frame(Opcode::Text, false, signal.as_bytes()));
-        }
-        self.queue_replay(k, format, &subscribed.replay);
+        self.start_stream(k, new, sub);
     }
 
-    /// Input from a WebSocket client; keeps an unfinished frame's bytes.
-    pub(super) fn on_ws_input(&mut self, k: usize, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(k) else {
-            return;
-        };
-        let (used, buf) = if c.pending_in.is_empty() {
-            (self.process_ws(k, data), None)
-        } else {
-            let mut buf = c.pending_in.take();
-            buf.extend_from_slice(data);
-            (self.process_ws(k, &buf), Some(buf))
-        };
-        let Some(c) = self.conns.get_mut(k) else {
-            return;
-        };
-        if c.flags.close_after_flush {
-            c.pending_in = Default::default();
-            return;
-        }
-        c.pending_in.set(match buf {
-            Some(mut b) => {
-                b.drain(..used);
-                b
-            }
-            None => data[used..].to_vec(),
-        });
-    }
-
-    /// Handles every complete frame in `data`; returns the bytes consumed.
-    fn process_ws(&mut self, k: usize, data: &[u8]) -> usize {
+    /// Handles every complete frame in `data`; returns the bytes consumed
+    /// (the rest is an unfinished frame).
+    pub(super) fn feed_ws(&mut self, k: usize, data: &[u8]) -> usize {
         let mut pos = 0;
         while pos < data.len() {
             let Some(c) = self.conns.get_mut(k) else {
@@ -145,10 +95,7 @@ impl Reactor {
             if c.flags.close_after_flush {
                 return data.len();
             }
-            let Role::Subscriber(sub) = &mut c.role else {
-                return data.len();
-            };
-            let Some(ws) = sub.ws_mut() else {
+            let Some(ws) = c.subscriber_mut().and_then(|s| s.ws_mut()) else {
                 return data.len();
             };
             match ws.reader.read(&data[pos..]) {
@@ -177,10 +124,13 @@ impl Reactor {
             }
             WsEvent::Ping(payload) => self.send(k, encode_frame(Opcode::Pong, false, &payload)),
             WsEvent::Pong(_) => {
-                if let Some(Role::Subscriber(sub)) = self.conns.get_mut(k).map(|c| &mut c.role) {
-                    if let Some(ws) = sub.ws_mut() {
-                        ws.pong_due = 0;
-                    }
+                if let Some(ws) = self
+                    .conns
+                    .get_mut(k)
+                    .and_then(|c| c.subscriber_mut())
+                    .and_then(|s| s.ws_mut())
+                {
+                    ws.pong_due = 0;
                 }
                 self.rearm_subscriber(k);
             }
@@ -190,7 +140,7 @@ impl Reactor {
                 match code {
                     Some(code) => self.ws_close(k, code, "", None),
                     None => {
-                        self.send(k, vec![0x88, 0x00]);
+                        self.send(k, EMPTY_CLOSE.to_vec());
                         self.close_after_flush(k, None);
                     }
                 }
@@ -209,13 +159,11 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
-        if let Role::Subscriber(sub) = &mut c.role {
-            if let Some(ws) = sub.ws_mut() {
-                if ws.close_sent {
-                    return;
-                }
-                ws.close_sent = true;
+        if let Some(ws) = c.subscriber_mut().and_then(|s| s.ws_mut()) {
+            if ws.close_sent {
+                return;
             }
+            ws.close_sent = true;
         }
         self.send(k, encode_close(code, reason));
         self.close_after_flush(k, cause);
@@ -236,7 +184,7 @@ impl Reactor {
             return;
         }
         let mut put_back = Vec::new();
-        while let Ok(d) = self.inbox.try_recv() {
+        while let Some(d) = self.inbox.try_recv() {
             match d {
                 Delivery::Message(m) => {
                     self.fan_out(std::slice::from_ref(&m));
@@ -246,12 +194,8 @@ impl Reactor {
                 other => put_back.push(other),
             }
         }
-        if !put_back.is_empty() {
-            let link = self.hub.link(self.id);
-            for d in put_back {
-                link.push(d);
-            }
-            link.wake();
+        for d in put_back {
+            self.inbox.put_back(d);
         }
     }
 

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crier::config::{Config, Overrides};
-use crier::{logging, Server};
+use crier::{Config, Overrides, Server};
 
 mod hostcheck;
 
@@ -50,7 +49,7 @@ fn main() -> ExitCode {
         eprintln!("crier: {e}");
         return ExitCode::from(2);
     }
-    logging::init(&config.log_level);
+    crier::init_logging(&config.log_level);
 
     // Install the handlers before the server starts, so a signal during
     // start is recorded (and drains once it is up) instead of killing the

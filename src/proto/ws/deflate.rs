@@ -4,17 +4,16 @@
 //! Policy: we always negotiate `server_no_context_takeover` and
 //! `client_no_context_takeover`, so no (de)compressor outlives one message.
 //! A connection then holds zero deflate memory while idle, and a published
-//! message is compressed once per [`DeflateParams`] value and the same frame
-//! is shared by every subscriber that negotiated those params.
+//! message is compressed once per window size (`WireFormat::WebSocket`'s
+//! `deflate`), the same frame shared by every subscriber that negotiated it.
 
-use crate::proto::websocket::WsError;
+use super::error::WsError;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// The sync-flush marker RFC 7692 §7.2.1 strips from each message and §7.2.2 restores.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
-/// What a connection negotiated; small and hashable so the publisher can
-/// group subscribers sharing the same compressed frame.
+/// What a connection negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeflateParams {
     /// LZ77 window we may use when compressing (8..=15). With 8 we send every
@@ -29,13 +28,6 @@ impl Default for DeflateParams {
         DeflateParams {
             server_max_window_bits: 15,
         }
-    }
-}
-
-impl DeflateParams {
-    /// Whether messages on this connection are ever compressed (see the field doc).
-    pub fn compresses(&self) -> bool {
-        (9..=15).contains(&self.server_max_window_bits)
     }
 }
 
@@ -231,8 +223,8 @@ pub fn inflate(compressed: &[u8], max_size: usize) -> Result<Vec<u8>, WsError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::reader::{MessageReader, WsEvent};
     use super::*;
-    use crate::proto::websocket::{MessageReader, WsEvent};
     use std::io::Read;
 
     const FULL: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
@@ -306,7 +298,6 @@ mod tests {
             let (p, r) =
                 negotiate(&format!("permessage-deflate; server_max_window_bits={n}")).unwrap();
             assert_eq!(p.server_max_window_bits, n);
-            assert_eq!(p.compresses(), n > 8);
             assert!(r.ends_with(&format!("server_max_window_bits={n}")));
         }
     }

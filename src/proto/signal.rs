@@ -1,0 +1,179 @@
+//! Everything besides messages that a subscriber's stream carries, per
+//! format: keepalive pings, the goodbye that asks it to come back later,
+//! the slow-consumer cut, "channel deleted" and "messages were missed".
+//!
+//! Long-polls have no stream to carry these: they end with an HTTP answer
+//! instead (`reactor/longpoll.rs`), so every function here gives them
+//! nothing. Plain WebSocket and raw streams carry payloads only and have no
+//! room for an in-band "missed" signal; clients that need gap detection
+//! there use `?format=json` (documented in the README).
+
+use bytes::Bytes;
+
+use super::envelope::{channel_deleted_json, missed_json};
+use super::format::WireFormat;
+use super::ws::error::{CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
+use super::ws::frame::EMPTY_PING;
+use super::ws::{encode_close, encode_frame, Opcode};
+use super::{sse, stream};
+
+/// Pre-encoded keepalive pings, built once per server and shared by every
+/// connection.
+#[derive(Debug, Clone)]
+pub struct Pings {
+    sse: Bytes,
+    stream_chunked: Bytes,
+    stream_raw: Bytes,
+    websocket: Bytes,
+}
+
+impl Pings {
+    /// Builds the static ping of every format; `stream_ping` is what raw
+    /// streams get (a chunk of it on chunked streams).
+    pub fn new(stream_ping: &[u8]) -> Pings {
+        let mut sse_ping = Vec::new();
+        sse::encode_comment("", &mut sse_ping);
+        let mut chunk = Vec::new();
+        stream::encode_chunk(stream_ping, b"", &mut chunk);
+        Pings {
+            sse: Bytes::from(sse_ping),
+            stream_chunked: Bytes::from(chunk),
+            stream_raw: Bytes::copy_from_slice(stream_ping),
+            websocket: Bytes::from_static(&EMPTY_PING),
+        }
+    }
+
+    /// The ping for `format`; `None` for long-polls, which are answered at
+    /// their timeout instead.
+    pub fn ping(&self, format: WireFormat) -> Option<&Bytes> {
+        match format {
+            WireFormat::Sse => Some(&self.sse),
+            WireFormat::StreamChunked | WireFormat::StreamJson => Some(&self.stream_chunked),
+            WireFormat::StreamRaw => Some(&self.stream_raw),
+            WireFormat::WebSocket { .. } => Some(&self.websocket),
+            WireFormat::LongPoll => None,
+        }
+    }
+}
+
+/// Asks the subscriber to reconnect later (drain, connection lifetime): SSE
+/// gets `retry:` (so a restart does not bring every client back in the same
+/// second), WebSocket a 1001 close, chunked streams their last chunk.
+pub fn goodbye(format: WireFormat, retry_ms: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        WireFormat::Sse => sse::encode_retry(retry_ms, &mut out),
+        WireFormat::StreamChunked | WireFormat::StreamJson => {
+            out.extend_from_slice(stream::LAST_CHUNK)
+        }
+        WireFormat::WebSocket { .. } => out = encode_close(CLOSE_GOING_AWAY, "server going away"),
+        WireFormat::StreamRaw | WireFormat::LongPoll => {}
+    }
+    out
+}
+
+/// The last words to a subscriber dropped for not reading: a WebSocket gets
+/// close 1008; the other streams simply end.
+pub fn slow_consumer(format: WireFormat) -> Option<Vec<u8>> {
+    format
+        .is_websocket()
+        .then(|| encode_close(CLOSE_POLICY, "slow consumer"))
+}
+
+/// Tells the subscriber its channel was deleted; the connection then closes.
+pub fn channel_deleted(format: WireFormat, channel: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        WireFormat::Sse => {
+            sse::encode_event(None, Some("channel_deleted"), channel.as_bytes(), &mut out)
+        }
+        WireFormat::StreamChunked => out.extend_from_slice(stream::LAST_CHUNK),
+        WireFormat::StreamJson => {
+            stream::encode_chunk(channel_deleted_json(channel).as_bytes(), b"\n", &mut out);
+            out.extend_from_slice(stream::LAST_CHUNK);
+        }
+        WireFormat::WebSocket { .. } => out = encode_close(CLOSE_NORMAL, "channel deleted"),
+        WireFormat::StreamRaw | WireFormat::LongPoll => {}
+    }
+    out
+}
+
+/// Tells a resuming subscriber that history did not reach back to
+/// `requested` (the id it resumed from, if any): SSE `event: missed`, the
+/// JSON formats a `{"event":"missed"}` envelope.
+pub fn missed(format: WireFormat, requested: Option<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        WireFormat::Sse => {
+            let id = requested.map(|s| s.to_string()).unwrap_or_default();
+            sse::encode_event(None, Some("missed"), id.as_bytes(), &mut out)
+        }
+        WireFormat::StreamJson => {
+            stream::encode_chunk(missed_json(requested).as_bytes(), b"\n", &mut out)
+        }
+        WireFormat::WebSocket { json: true, .. } => {
+            out = encode_frame(Opcode::Text, false, missed_json(requested).as_bytes())
+        }
+        WireFormat::WebSocket { json: false, .. }
+        | WireFormat::StreamChunked
+        | WireFormat::StreamRaw
+        | WireFormat::LongPoll => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WS: WireFormat = WireFormat::WebSocket {
+        deflate: 0,
+        json: false,
+    };
+    const WS_JSON: WireFormat = WireFormat::WebSocket {
+        deflate: 15,
+        json: true,
+    };
+
+    #[test]
+    fn pings() {
+        let p = Pings::new(b"\n");
+        assert_eq!(&p.ping(WireFormat::Sse).unwrap()[..], b":\n\n");
+        assert_eq!(
+            &p.ping(WireFormat::StreamChunked).unwrap()[..],
+            b"1\r\n\n\r\n"
+        );
+        assert_eq!(&p.ping(WireFormat::StreamRaw).unwrap()[..], b"\n");
+        assert_eq!(&p.ping(WS).unwrap()[..], [0x89, 0]);
+        assert!(p.ping(WireFormat::LongPoll).is_none());
+    }
+
+    #[test]
+    fn goodbyes() {
+        assert_eq!(goodbye(WireFormat::Sse, 4487), b"retry: 4487\n\n");
+        assert_eq!(goodbye(WireFormat::StreamJson, 1), stream::LAST_CHUNK);
+        assert_eq!(&goodbye(WS, 1)[..4], [0x88, 19, 0x03, 0xE9]);
+        assert!(goodbye(WireFormat::StreamRaw, 1).is_empty());
+        assert!(goodbye(WireFormat::LongPoll, 1).is_empty());
+        assert_eq!(&slow_consumer(WS).unwrap()[2..4], 1008u16.to_be_bytes());
+        assert!(slow_consumer(WireFormat::Sse).is_none());
+    }
+
+    #[test]
+    fn channel_deleted_and_missed() {
+        assert_eq!(
+            channel_deleted(WireFormat::Sse, "c"),
+            b"event: channel_deleted\ndata: c\n\n"
+        );
+        assert_eq!(&channel_deleted(WS, "c")[2..4], 1000u16.to_be_bytes());
+        let json = channel_deleted(WireFormat::StreamJson, "c");
+        assert!(json.ends_with(stream::LAST_CHUNK));
+        assert_eq!(
+            missed(WireFormat::Sse, Some(3)),
+            b"event: missed\ndata: 3\n\n"
+        );
+        assert_eq!(missed(WS_JSON, None)[0], 0x81);
+        assert!(missed(WS, Some(3)).is_empty());
+        assert!(missed(WireFormat::StreamChunked, Some(3)).is_empty());
+    }
+}

@@ -1,0 +1,153 @@
+//! The live counters: each reactor writes only its own cache-line-aligned
+//! block (relaxed atomics, never contended); readers sum them into a
+//! [`super::Snapshot`].
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Declares a counted category: the enum, its count and its `/status` names
+/// in one place, so the three cannot drift apart.
+macro_rules! category {
+    ($(#[doc = $doc:literal])* $name:ident { $( $(#[doc = $vdoc:literal])* $variant:ident = $label:literal, )* }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $( $(#[doc = $vdoc])* $variant, )* }
+
+        impl $name {
+            /// Every value, in index order.
+            pub const ALL: &'static [$name] = &[$( $name::$variant, )*];
+            /// How many values there are.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The name in `/status` and in metric labels.
+            pub fn label(self) -> &'static str {
+                match self { $( $name::$variant => $label, )* }
+            }
+        }
+    };
+}
+
+category! {
+    /// What a connection currently is, for the per-transport gauges.
+    ConnKind {
+        /// Reading HTTP requests (publishers, status scrapers, handshakes).
+        Http = "http",
+        Sse = "eventsource",
+        Stream = "stream",
+        WebSocket = "websocket",
+        LongPoll = "longpoll",
+    }
+}
+
+category! {
+    /// Why the server closed a connection (the `closed_by_server` breakdown).
+    CloseCause {
+        /// Bad request or protocol error from the peer.
+        BadInput = "bad_input",
+        /// Channel deleted.
+        ChannelDeleted = "channel_deleted",
+        /// Server shutting down.
+        Shutdown = "shutdown",
+        /// Request head not complete within `handshake-timeout` (slowloris).
+        HandshakeTimeout = "handshake_timeout",
+        /// Keep-alive HTTP connection idle past `idle-timeout`.
+        IdleTimeout = "idle_timeout",
+        /// WebSocket ping not answered within `pong-timeout`.
+        PongTimeout = "pong_timeout",
+        /// Unsent output passed `max-queued-bytes`.
+        SlowConsumer = "slow_consumer",
+        /// `max-connection-lifetime` reached.
+        Lifetime = "lifetime",
+        /// Over `max-connections`: answered 503.
+        OverCapacity = "over_capacity",
+        /// A subscription refused by a limit (429), then closed.
+        Refused = "refused",
+    }
+}
+
+category! {
+    /// How a peer that went away was noticed (the `dead_peers_reaped` breakdown).
+    PeerGone {
+        /// Orderly close (read returned EOF).
+        Eof = "eof",
+        /// Connection reset (RST) seen on read.
+        Reset = "reset",
+        /// Kernel gave up: TCP keepalive or TCP_USER_TIMEOUT (ETIMEDOUT).
+        Timeout = "timeout",
+        /// A write failed (EPIPE, ECONNRESET): writes double as probes.
+        WriteError = "write_error",
+    }
+}
+
+category! {
+    /// Which limit refused a request (the `refused` breakdown): kept apart
+    /// from `bad_input`, because a refusal means the server is full, not
+    /// that the client is wrong.
+    Limit {
+        /// `max-connections`: a fast 503.
+        Connections = "max_connections",
+        /// `max-channels`: 429 on publish or subscribe.
+        Channels = "max_channels",
+        /// `max-subscribers-per-channel`: 429 on subscribe.
+        SubscribersPerChannel = "max_subscribers_per_channel",
+    }
+}
+
+/// One reactor's counters, aligned so two reactors never share a line.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub struct ReactorStats {
+    pub connections: [AtomicI64; ConnKind::COUNT],
+    pub accepted: AtomicU64,
+    pub delivered_messages: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub requests: AtomicU64,
+    pub peers_gone: [AtomicU64; PeerGone::COUNT],
+    pub closed_by_server: [AtomicU64; CloseCause::COUNT],
+    pub refused: [AtomicU64; Limit::COUNT],
+    pub pings_sent: AtomicU64,
+    /// accept() failed for lack of file descriptors (EMFILE/ENFILE).
+    pub accept_fd_errors: AtomicU64,
+}
+
+impl ReactorStats {
+    /// Moves one connection from gauge `from` to gauge `to`.
+    pub fn reclassify(&self, from: ConnKind, to: ConnKind) {
+        if from != to {
+            self.connections[from as usize].fetch_sub(1, Ordering::Relaxed);
+            self.connections[to as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed by the server for `cause`.
+    pub fn closed(&self, cause: CloseCause) {
+        Self::add(&self.closed_by_server[cause as usize], 1);
+    }
+
+    /// Counts a request refused by `limit`.
+    pub fn refused(&self, limit: Limit) {
+        Self::add(&self.refused[limit as usize], 1);
+    }
+}
+
+/// All reactors' counters plus the process start time.
+#[derive(Debug)]
+pub struct Stats {
+    pub reactors: Box<[ReactorStats]>,
+    pub started: Instant,
+}
+
+impl Stats {
+    /// Zeroed counters for `n` reactors.
+    pub fn new(n: usize) -> Stats {
+        Stats {
+            reactors: (0..n).map(|_| ReactorStats::default()).collect(),
+            started: Instant::now(),
+        }
+    }
+}

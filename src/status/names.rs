@@ -1,0 +1,155 @@
+//! Every metric: its `/status` JSON key, its Prometheus name, type and help,
+//! in one table. Both renderings walk the same table, so a figure cannot be
+//! spelt one way in `/status` and another in `/metrics`.
+//!
+//! Prometheus names follow the conventions `promtool check metrics`
+//! enforces: a `crier_` prefix, base units in the name, `_total` on every
+//! counter and on nothing else.
+
+/// Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    /// The `# TYPE` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One metric's names and description.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// Key in the `/status` document.
+    pub key: &'static str,
+    /// Prometheus name.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+const fn counter(key: &'static str, name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        key,
+        name,
+        kind: Kind::Counter,
+        help,
+    }
+}
+
+const fn gauge(key: &'static str, name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        key,
+        name,
+        kind: Kind::Gauge,
+        help,
+    }
+}
+
+pub const UPTIME: Metric = gauge(
+    "uptime_seconds",
+    "crier_uptime_seconds",
+    "Seconds since start.",
+);
+pub const CONNECTIONS: Metric = gauge(
+    "connections",
+    "crier_connections",
+    "Open connections by transport.",
+);
+pub const ACCEPTED: Metric = counter(
+    "accepted_connections",
+    "crier_connections_accepted_total",
+    "Connections accepted.",
+);
+pub const REQUESTS: Metric = counter(
+    "requests",
+    "crier_requests_total",
+    "HTTP request heads parsed.",
+);
+pub const CHANNELS: Metric = gauge("channels", "crier_channels", "Channels in the hub.");
+pub const SUBSCRIBERS: Metric = gauge(
+    "subscribers",
+    "crier_subscribers",
+    "Subscriptions across all channels.",
+);
+pub const PUBLISHED: Metric = counter(
+    "published_messages",
+    "crier_messages_published_total",
+    "Messages published.",
+);
+pub const STORED_MESSAGES: Metric = gauge(
+    "stored_messages",
+    "crier_stored_messages",
+    "Messages held in channel history.",
+);
+pub const STORED_BYTES: Metric = gauge(
+    "stored_bytes",
+    "crier_stored_bytes",
+    "Approximate memory of stored messages.",
+);
+pub const EXPIRED: Metric = counter(
+    "messages_expired",
+    "crier_messages_expired_total",
+    "Stored messages evicted by age or memory budget.",
+);
+pub const COLLECTED: Metric = counter(
+    "channels_collected",
+    "crier_channels_collected_total",
+    "Idle channels garbage-collected.",
+);
+pub const DELIVERED: Metric = counter(
+    "delivered_messages",
+    "crier_messages_delivered_total",
+    "Messages queued to subscribers.",
+);
+pub const BYTES_OUT: Metric = counter(
+    "bytes_out",
+    "crier_sent_bytes_total",
+    "Bytes written to sockets.",
+);
+pub const SLOW_CONSUMERS: Metric = counter(
+    "slow_consumers",
+    "crier_slow_consumers_total",
+    "Subscribers dropped for unsent output over the cap.",
+);
+pub const PONG_TIMEOUTS: Metric = counter(
+    "pong_timeouts",
+    "crier_pong_timeouts_total",
+    "WebSockets closed for not answering a ping.",
+);
+pub const PINGS: Metric = counter(
+    "pings_sent",
+    "crier_pings_sent_total",
+    "Keepalive pings sent.",
+);
+pub const ACCEPT_FD_ERRORS: Metric = counter(
+    "accept_fd_errors",
+    "crier_accept_fd_errors_total",
+    "accept() failures for lack of file descriptors.",
+);
+pub const RSS: Metric = gauge(
+    "rss_bytes",
+    "crier_rss_bytes",
+    "Resident memory of the process.",
+);
+pub const CLOSED: Metric = counter(
+    "closed_by_server",
+    "crier_closed_by_server_total",
+    "Connections the server closed, by cause.",
+);
+pub const PEERS_GONE: Metric = counter(
+    "dead_peers_reaped",
+    "crier_dead_peers_reaped_total",
+    "Connections whose peer went away, by how it was noticed.",
+);
+pub const REFUSED: Metric = counter(
+    "refused",
+    "crier_refused_total",
+    "Requests refused by a limit (429 or 503), by limit.",
+);

@@ -1,0 +1,209 @@
+//! The two renderings of a [`Snapshot`]: the `/status` JSON document and
+//! the Prometheus text exposition of `/metrics`. Both walk the metric table
+//! of `names.rs`.
+
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+
+use super::counters::{CloseCause, ConnKind, Limit, PeerGone};
+use super::names::{self, Metric};
+use super::snapshot::Snapshot;
+
+/// The unlabelled figures, with their values.
+fn scalars(s: &Snapshot) -> [(Metric, u64); 17] {
+    let closed = |c: CloseCause| s.closed_by_server[c as usize];
+    [
+        (names::UPTIME, s.uptime_seconds),
+        (names::ACCEPTED, s.accepted_connections),
+        (names::REQUESTS, s.requests),
+        (names::CHANNELS, s.hub.channels),
+        (names::SUBSCRIBERS, s.hub.subscribers),
+        (names::PUBLISHED, s.hub.published_messages),
+        (names::STORED_MESSAGES, s.hub.stored_messages),
+        (names::STORED_BYTES, s.hub.stored_bytes),
+        (names::EXPIRED, s.hub.messages_expired),
+        (names::COLLECTED, s.hub.channels_collected),
+        (names::DELIVERED, s.delivered_messages),
+        (names::BYTES_OUT, s.bytes_out),
+        (names::SLOW_CONSUMERS, closed(CloseCause::SlowConsumer)),
+        (names::PONG_TIMEOUTS, closed(CloseCause::PongTimeout)),
+        (names::PINGS, s.pings_sent),
+        (names::ACCEPT_FD_ERRORS, s.accept_fd_errors),
+        (names::RSS, s.rss_bytes),
+    ]
+}
+
+/// A labelled figure: its metric, the label name, and (label, value) pairs.
+struct Labelled {
+    metric: Metric,
+    label: &'static str,
+    values: Vec<(&'static str, u64)>,
+}
+
+fn labelled(s: &Snapshot) -> [Labelled; 4] {
+    [
+        Labelled {
+            metric: names::CONNECTIONS,
+            label: "transport",
+            values: ConnKind::ALL
+                .iter()
+                .map(|k| (k.label(), s.connections[*k as usize]))
+                .collect(),
+        },
+        Labelled {
+            metric: names::CLOSED,
+            label: "cause",
+            values: CloseCause::ALL
+                .iter()
+                .map(|c| (c.label(), s.closed_by_server[*c as usize]))
+                .collect(),
+        },
+        Labelled {
+            metric: names::PEERS_GONE,
+            label: "cause",
+            values: PeerGone::ALL
+                .iter()
+                .map(|p| (p.label(), s.dead_peers_reaped[*p as usize]))
+                .collect(),
+        },
+        Labelled {
+            metric: names::REFUSED,
+            label: "limit",
+            values: Limit::ALL
+                .iter()
+                .map(|r| (r.label(), s.refused[*r as usize]))
+                .collect(),
+        },
+    ]
+}
+
+/// The `/status` document.
+pub fn status_json(s: &Snapshot) -> Value {
+    let mut doc = Map::new();
+    for (m, v) in scalars(s) {
+        doc.insert(m.key.into(), json!(v));
+    }
+    for l in labelled(s) {
+        let mut group: Map<String, Value> = l
+            .values
+            .iter()
+            .map(|(k, v)| ((*k).into(), json!(v)))
+            .collect();
+        if l.metric.key == names::CONNECTIONS.key {
+            group.insert("total".into(), json!(s.total_connections()));
+        }
+        doc.insert(l.metric.key.into(), Value::Object(group));
+    }
+    doc.insert("workers".into(), json!(s.workers));
+    let reactors: Vec<Value> = s
+        .reactors
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({
+                "id": i,
+                "connections": r.connections,
+                "delivered_messages": r.delivered_messages,
+                "bytes_out": r.bytes_out,
+            })
+        })
+        .collect();
+    doc.insert("reactors".into(), Value::Array(reactors));
+    Value::Object(doc)
+}
+
+/// The same figures in Prometheus text exposition format (version 0.0.4).
+pub fn metrics_text(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    let header = |out: &mut String, m: &Metric| {
+        let _ = write!(
+            out,
+            "# HELP {} {}\n# TYPE {} {}\n",
+            m.name,
+            m.help,
+            m.name,
+            m.kind.as_str()
+        );
+    };
+    for (m, v) in scalars(s) {
+        header(&mut out, &m);
+        let _ = writeln!(out, "{} {v}", m.name);
+    }
+    for l in labelled(s) {
+        header(&mut out, &l.metric);
+        for (label, v) in &l.values {
+            let _ = writeln!(out, "{}{{{}=\"{label}\"}} {v}", l.metric.name, l.label);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::names::Kind;
+
+    fn sample() -> Snapshot {
+        let mut s = Snapshot {
+            workers: 2,
+            delivered_messages: 7,
+            ..Default::default()
+        };
+        s.connections[ConnKind::Sse as usize] = 3;
+        s.connections[ConnKind::Http as usize] = 1;
+        s.closed_by_server[CloseCause::SlowConsumer as usize] = 2;
+        s.refused[Limit::Channels as usize] = 4;
+        s.hub.channels = 5;
+        s
+    }
+
+    #[test]
+    fn json_keeps_the_documented_keys() {
+        let v = status_json(&sample());
+        assert_eq!(v["connections"]["eventsource"], 3);
+        assert_eq!(v["connections"]["total"], 4);
+        assert_eq!(v["delivered_messages"], 7);
+        assert_eq!(v["slow_consumers"], 2);
+        assert_eq!(v["closed_by_server"]["slow_consumer"], 2);
+        assert_eq!(v["refused"]["max_channels"], 4);
+        assert_eq!(v["channels"], 5);
+        assert_eq!(v["workers"], 2);
+        assert_eq!(v["dead_peers_reaped"]["eof"], 0);
+    }
+
+    #[test]
+    fn prometheus_names_follow_the_conventions() {
+        let text = metrics_text(&sample());
+        assert!(text.contains("crier_connections{transport=\"eventsource\"} 3\n"));
+        assert!(text.contains("crier_messages_delivered_total 7\n"));
+        assert!(text.contains("crier_refused_total{limit=\"max_channels\"} 4\n"));
+        for (m, _) in scalars(&sample()) {
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+            assert!(m.name.starts_with("crier_"));
+        }
+        for l in labelled(&sample()) {
+            let m = l.metric;
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+        }
+        // Every sample line belongs to a declared metric.
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(declared.contains(&name), "{line}");
+        }
+    }
+}
