@@ -35,9 +35,7 @@ fn sigterm_says_goodbye_on_every_transport_and_exits_zero() {
     let mut sse = SseClient::connect(addr, "/ev/dr");
     let mut sse2 = SseClient::connect(addr, "/ev/dr");
     let mut stream = StreamClient::connect(addr, "/sub/dr");
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws/dr"), tcp).expect("handshake");
+    let mut ws = ws_connect(addr, "/ws/dr");
     let mut idle = Conn::connect(addr);
     idle.publish("dr", b"before");
     assert_eq!(sse.event().data, "before");

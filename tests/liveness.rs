@@ -24,22 +24,6 @@ fn assert_between(what: &str, d: Duration, lo: f64, hi: f64) {
     );
 }
 
-/// A WebSocket subscriber on a raw connection (no extensions), for
-/// reading frames byte by byte and never answering pings.
-fn ws_connect_raw(addr: SocketAddr, path: &str) -> Conn {
-    let mut c = Conn::connect(addr);
-    c.write(
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    let head = c.read_head();
-    assert_eq!(head.status, 101, "{head:?}");
-    c
-}
-
 // ---------------------------------------------------------------------------
 // A client that goes away is noticed at once.
 // ---------------------------------------------------------------------------
