@@ -45,10 +45,12 @@ fn sigterm_says_goodbye_on_every_transport_and_exits_zero() {
         ws.read().unwrap(),
         tungstenite::Message::Text("before".into())
     );
-    // A publish whose body is half sent when the signal comes.
+    // A publish whose body is half sent when the signal comes: its head
+    // has been parsed (the server counts the request) before the signal.
+    let before = requests_so_far(addr);
     let mut partial = Conn::connect(addr);
     partial.write(b"POST /pub?id=other HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-");
-    std::thread::sleep(Duration::from_millis(200));
+    wait_requests_parsed(addr, before, 1);
 
     let t = Instant::now();
     server.signal(libc::SIGTERM);
@@ -98,12 +100,7 @@ fn sigterm_says_goodbye_on_every_transport_and_exits_zero() {
     assert_eq!(r.header("connection"), Some("close"), "{r:?}");
     partial.expect_eof();
 
-    let status = server.wait_exit(Duration::from_secs(4));
-    let took = t.elapsed();
-    println!("exited {status:?} {took:?} after SIGTERM");
-    let status = status.unwrap_or_else(|| panic!("still running; log:\n{}", server.log()));
-    assert!(status.success(), "{status:?}; log:\n{}", server.log());
-    assert!(took < Duration::from_millis(3500), "exit after {took:?}");
+    expect_clean_exit(&mut server, t);
 }
 
 #[test]
@@ -139,14 +136,23 @@ fn sigterm_with_a_subscriber_that_reads_nothing_still_exits_by_the_drain_timeout
 
     let t = Instant::now();
     server.signal(libc::SIGTERM);
-    let status = server.wait_exit(Duration::from_secs(6));
-    let took = t.elapsed();
-    println!("exited {status:?} {took:?} after SIGTERM");
-    let status = status.unwrap_or_else(|| panic!("still running; log:\n{}", server.log()));
-    assert!(status.success(), "{status:?}; log:\n{}", server.log());
-    assert!(
-        took < Duration::from_millis(3500),
-        "exit {took:?} after SIGTERM with drain-timeout 3"
-    );
+    expect_clean_exit(&mut server, t);
     drop(stalled);
+}
+
+/// Waits for the server to exit after the signal sent at `signalled`;
+/// asserts exit status 0 by the drain timeout (3 s in these tests, plus
+/// [`SLACK`]).
+fn expect_clean_exit(server: &mut ChildServer, signalled: Instant) {
+    let by = Duration::from_secs(3) + SLACK;
+    let status = server.wait_exit(by.saturating_sub(signalled.elapsed()));
+    let took = signalled.elapsed();
+    println!("exited {status:?} {took:?} after SIGTERM");
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "still running {took:?} after SIGTERM; log:\n{}",
+            server.log()
+        )
+    });
+    assert!(status.success(), "{status:?}; log:\n{}", server.log());
 }

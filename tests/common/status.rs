@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 /// How long `poll_until` waits for an asynchronous effect.
 pub const POLL_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How much later than its configured time a timed event (a timeout, a
+/// ping, a drain deadline) may be seen on a loaded 2-core CI machine.
+/// Timing checks keep a tight lower bound (not too early: that is the
+/// behaviour under test) and allow this much on top.
+pub const SLACK: Duration = Duration::from_secs(3);
+
 /// How long polls sleep between two looks.
 const POLL_PERIOD: Duration = Duration::from_millis(20);
 
@@ -80,6 +86,33 @@ pub fn poll_status_within(
             Ok(s)
         } else {
             Err(s.to_string())
+        }
+    })
+}
+
+/// The server's `requests` counter (request heads parsed), from a fresh
+/// `/status`; the figure includes that status request itself.
+pub fn requests_so_far(addr: SocketAddr) -> u64 {
+    num(&status(addr), "/requests")
+}
+
+/// Polls `/status` until the server has parsed the heads of `n` more
+/// requests than when `before` (from [`requests_so_far`]) was read, not
+/// counting the polls themselves. The server counts a request as soon as
+/// its head is parsed, so this tells when a request whose body is still
+/// on its way has been seen.
+pub fn wait_requests_parsed(addr: SocketAddr, before: u64, n: u64) {
+    let mut polls = 0;
+    poll_until(&format!("{n} more request head(s) parsed"), || {
+        // Each poll's own request is counted in the figure it returns.
+        polls += 1;
+        let got = num(&status(addr), "/requests");
+        if got >= before + polls + n {
+            Ok(())
+        } else {
+            Err(format!(
+                "requests {got}, want {before} + {polls} polls + {n}"
+            ))
         }
     })
 }
