@@ -1,7 +1,8 @@
 //! Graceful shutdown of the real binary on SIGTERM: every transport gets
 //! its goodbye (SSE a jittered `retry:`, WebSocket close 1001, streams the
-//! last chunk), a publish in progress completes, nothing new is accepted,
-//! and the process exits 0 within the drain timeout.
+//! last chunk, a waiting long-poll a 503 with Retry-After), a publish in
+//! progress completes, nothing new is accepted, and the process exits 0
+//! within the drain timeout.
 
 mod common;
 
@@ -138,6 +139,55 @@ fn sigterm_with_a_subscriber_that_reads_nothing_still_exits_by_the_drain_timeout
     server.signal(libc::SIGTERM);
     expect_clean_exit(&mut server, t);
     drop(stalled);
+}
+
+/// A long-poll waiting when the signal comes is answered with a real HTTP
+/// response before its connection closes: 503 with `Retry-After` and the
+/// usual JSON error body (not an SSE `retry:` field, which a long-poll
+/// client cannot parse).
+#[test]
+fn sigterm_answers_a_waiting_longpoll_with_503_and_retry_after() {
+    let mut server = ChildServer::spawn(&[
+        "--workers",
+        "2",
+        "--drain-timeout",
+        "3",
+        "--longpoll-timeout",
+        "30",
+    ]);
+    let addr = server.addr;
+    // No message on the channel: the poll waits (for up to 30 s).
+    let mut lp = Conn::connect(addr);
+    lp.write(b"GET /lp/lpdr HTTP/1.1\r\nHost: t\r\n\r\n");
+    poll_status(addr, "the long-poll waiting", |s| {
+        num(s, "/connections/longpoll") == 1
+    });
+
+    let t = Instant::now();
+    server.signal(libc::SIGTERM);
+    // Everything it gets until the server closes the connection.
+    let got = lp.read_until_closed(Duration::from_secs(3) + SLACK);
+    println!(
+        "long-poll got {:?} ({:?} after SIGTERM)",
+        String::from_utf8_lossy(&got),
+        t.elapsed()
+    );
+    let r = Response::parse(&got)
+        .unwrap_or_else(|e| panic!("a waiting long-poll must get an HTTP response: {e}"));
+    assert_eq!(r.status, 503, "{r:?}");
+    let retry_after = r
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {r:?}"));
+    let secs: u64 = retry_after
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {retry_after:?} is not whole seconds"));
+    assert!(secs >= 1, "Retry-After {secs}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    let v = r.json();
+    assert_eq!(v["status"], 503, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    expect_clean_exit(&mut server, t);
 }
 
 /// Waits for the server to exit after the signal sent at `signalled`;

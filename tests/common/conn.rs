@@ -22,6 +22,55 @@ pub struct Response {
 }
 
 impl Response {
+    /// Parses `bytes` as exactly one complete response with a
+    /// Content-Length body (e.g. all a connection got before it closed);
+    /// says what is wrong otherwise.
+    pub fn parse(bytes: &[u8]) -> Result<Response, String> {
+        let text = String::from_utf8_lossy(bytes);
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| format!("no complete HTTP response head in {text:?}"))?;
+        let head = std::str::from_utf8(&bytes[..end])
+            .map_err(|_| format!("response head is not UTF-8: {text:?}"))?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let mut parts = status_line.splitn(3, ' ');
+        if !parts.next().unwrap_or("").starts_with("HTTP/1.") {
+            return Err(format!("not an HTTP status line: {text:?}"));
+        }
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        for line in lines {
+            let (n, v) = line
+                .split_once(':')
+                .ok_or_else(|| format!("bad header line {line:?} in {text:?}"))?;
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        let r = Response {
+            status,
+            reason,
+            headers,
+            body: bytes[end + 4..].to_vec(),
+        };
+        let len: usize = r
+            .header("content-length")
+            .ok_or_else(|| format!("no Content-Length in {text:?}"))?
+            .parse()
+            .map_err(|_| format!("bad Content-Length in {text:?}"))?;
+        if r.body.len() != len {
+            return Err(format!(
+                "Content-Length {len} but {} bytes follow the head: {text:?}",
+                r.body.len()
+            ));
+        }
+        Ok(r)
+    }
+
     /// First header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
