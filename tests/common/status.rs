@@ -48,18 +48,22 @@ pub fn poll_until<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
 pub fn poll_until_within<T>(
     within: Duration,
     what: &str,
-    mut f: impl FnMut() -> Result<T, String>,
+    f: impl FnMut() -> Result<T, String>,
 ) -> T {
+    poll_for(within, f).unwrap_or_else(|last| {
+        panic!("timed out after {within:?} waiting for {what}; last: {last}")
+    })
+}
+
+/// Polls `f` until it returns `Ok`; after `within`, gives up with the
+/// last `Err` (for tests that explain a timeout themselves).
+pub fn poll_for<T, E>(within: Duration, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let deadline = Instant::now() + within;
     loop {
         match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                if Instant::now() > deadline {
-                    panic!("timed out after {within:?} waiting for {what}; last: {last}");
-                }
-                std::thread::sleep(POLL_PERIOD);
-            }
+            Ok(v) => return Ok(v),
+            Err(last) if Instant::now() > deadline => return Err(last),
+            Err(_) => std::thread::sleep(POLL_PERIOD),
         }
     }
 }
