@@ -121,6 +121,35 @@ pub fn wait_requests_parsed(addr: SocketAddr, before: u64, n: u64) {
     })
 }
 
+/// A keep-alive connection that reactor `avoid` does not serve, so its
+/// requests never wake that reactor: for watching something the reactor
+/// must do on its own timer. Call it while no other connection is open
+/// (the serving reactor is told by the per-reactor connection counts).
+pub fn conn_avoiding_reactor(addr: SocketAddr, avoid: usize) -> Conn {
+    // SO_REUSEPORT spreads connections by a hash of the address pair,
+    // which changes with every new source port.
+    for _ in 0..32 {
+        let mut c = Conn::connect(addr);
+        let s = poll_until("the probe connection to be the only one", || {
+            let s = c.status();
+            if num(&s, "/connections/total") == 1 {
+                Ok(s)
+            } else {
+                Err(s.to_string())
+            }
+        });
+        let reactors = s["reactors"].as_array().expect("reactors in /status");
+        let on = reactors
+            .iter()
+            .position(|r| r["connections"] == 1)
+            .unwrap_or_else(|| panic!("no reactor holds the probe connection: {s}"));
+        if on != avoid {
+            return c;
+        }
+    }
+    panic!("32 connections in a row all went to reactor {avoid}")
+}
+
 /// Waits until channel `ch` has at least `n` subscribers.
 pub fn wait_subscribers(addr: SocketAddr, ch: &str, n: u64) {
     poll_until(
