@@ -176,27 +176,37 @@ fn slow_consumer_cap_counts_what_the_kernel_would_hold() {
     for _ in 0..256 {
         publisher.publish("k", &body);
     }
-    thread::sleep(Duration::from_millis(300));
-    let s = status(addr);
-    // What the server had handed to the kernel for this client.
-    let mut held = stalled.take_buffered().len();
-    stalled
-        .stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut tmp = vec![0u8; 64 << 10];
-    while let Ok(n) = stalled.stream.read(&mut tmp) {
-        if n == 0 {
-            break;
+    // The cut-off follows the publishes asynchronously: poll for it.
+    let s = poll_for(POLL_DEADLINE, || {
+        let s = status(addr);
+        if num(&s, "/slow_consumers") >= 1 {
+            Ok(s)
+        } else {
+            Err(s)
         }
-        held += n;
-    }
-    assert_eq!(
-        num(&s, "/slow_consumers"),
-        1,
-        "a subscriber with 1 MiB unsent (cap 64 KiB) is still connected; \
-         it could read back {held} bytes queued in the server's kernel socket; status {s}"
-    );
+    })
+    .unwrap_or_else(|s| {
+        // What the server had handed to the kernel for this client.
+        let mut held = stalled.take_buffered().len();
+        stalled
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut tmp = vec![0u8; 64 << 10];
+        while let Ok(n) = stalled.stream.read(&mut tmp) {
+            if n == 0 {
+                break;
+            }
+            held += n;
+        }
+        panic!(
+            "a subscriber with 1 MiB unsent (cap 64 KiB) is still connected after \
+             {POLL_DEADLINE:?}; it could read back {held} bytes queued in the server's \
+             kernel socket; status {s}"
+        )
+    });
+    assert_eq!(num(&s, "/slow_consumers"), 1, "{s}");
+    assert_eq!(num(&s, "/closed_by_server/slow_consumer"), 1, "{s}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Graceful shutdown of the real binary on SIGTERM: every transport gets
 //! its goodbye (SSE a jittered `retry:`, WebSocket close 1001, streams the
-//! last chunk), a publish in progress completes, nothing new is accepted,
-//! and the process exits 0 within the drain timeout.
+//! last chunk, a waiting long-poll a 503 with Retry-After), a publish in
+//! progress completes, nothing new is accepted, and the process exits 0
+//! within the drain timeout.
 
 mod common;
 
@@ -35,9 +36,7 @@ fn sigterm_says_goodbye_on_every_transport_and_exits_zero() {
     let mut sse = SseClient::connect(addr, "/ev/dr");
     let mut sse2 = SseClient::connect(addr, "/ev/dr");
     let mut stream = StreamClient::connect(addr, "/sub/dr");
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws/dr"), tcp).expect("handshake");
+    let mut ws = ws_connect(addr, "/ws/dr");
     let mut idle = Conn::connect(addr);
     idle.publish("dr", b"before");
     assert_eq!(sse.event().data, "before");
@@ -47,10 +46,12 @@ fn sigterm_says_goodbye_on_every_transport_and_exits_zero() {
         ws.read().unwrap(),
         tungstenite::Message::Text("before".into())
     );
-    // A publish whose body is half sent when the signal comes.
+    // A publish whose body is half sent when the signal comes: its head
+    // has been parsed (the server counts the request) before the signal.
+    let before = requests_so_far(addr);
     let mut partial = Conn::connect(addr);
     partial.write(b"POST /pub?id=other HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-");
-    std::thread::sleep(Duration::from_millis(200));
+    wait_requests_parsed(addr, before, 1);
 
     let t = Instant::now();
     server.signal(libc::SIGTERM);
@@ -100,12 +101,7 @@ fn sigterm_says_goodbye_on_every_transport_and_exits_zero() {
     assert_eq!(r.header("connection"), Some("close"), "{r:?}");
     partial.expect_eof();
 
-    let status = server.wait_exit(Duration::from_secs(4));
-    let took = t.elapsed();
-    println!("exited {status:?} {took:?} after SIGTERM");
-    let status = status.unwrap_or_else(|| panic!("still running; log:\n{}", server.log()));
-    assert!(status.success(), "{status:?}; log:\n{}", server.log());
-    assert!(took < Duration::from_millis(3500), "exit after {took:?}");
+    expect_clean_exit(&mut server, t);
 }
 
 #[test]
@@ -141,14 +137,72 @@ fn sigterm_with_a_subscriber_that_reads_nothing_still_exits_by_the_drain_timeout
 
     let t = Instant::now();
     server.signal(libc::SIGTERM);
-    let status = server.wait_exit(Duration::from_secs(6));
-    let took = t.elapsed();
-    println!("exited {status:?} {took:?} after SIGTERM");
-    let status = status.unwrap_or_else(|| panic!("still running; log:\n{}", server.log()));
-    assert!(status.success(), "{status:?}; log:\n{}", server.log());
-    assert!(
-        took < Duration::from_millis(3500),
-        "exit {took:?} after SIGTERM with drain-timeout 3"
-    );
+    expect_clean_exit(&mut server, t);
     drop(stalled);
+}
+
+/// A long-poll waiting when the signal comes is answered with a real HTTP
+/// response before its connection closes: 503 with `Retry-After` and the
+/// usual JSON error body (not an SSE `retry:` field, which a long-poll
+/// client cannot parse).
+#[test]
+fn sigterm_answers_a_waiting_longpoll_with_503_and_retry_after() {
+    let mut server = ChildServer::spawn(&[
+        "--workers",
+        "2",
+        "--drain-timeout",
+        "3",
+        "--longpoll-timeout",
+        "30",
+    ]);
+    let addr = server.addr;
+    // No message on the channel: the poll waits (for up to 30 s).
+    let mut lp = Conn::connect(addr);
+    lp.write(b"GET /lp/lpdr HTTP/1.1\r\nHost: t\r\n\r\n");
+    poll_status(addr, "the long-poll waiting", |s| {
+        num(s, "/connections/longpoll") == 1
+    });
+
+    let t = Instant::now();
+    server.signal(libc::SIGTERM);
+    // Everything it gets until the server closes the connection.
+    let got = lp.read_until_closed(Duration::from_secs(3) + SLACK);
+    println!(
+        "long-poll got {:?} ({:?} after SIGTERM)",
+        String::from_utf8_lossy(&got),
+        t.elapsed()
+    );
+    let r = Response::parse(&got)
+        .unwrap_or_else(|e| panic!("a waiting long-poll must get an HTTP response: {e}"));
+    assert_eq!(r.status, 503, "{r:?}");
+    let retry_after = r
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {r:?}"));
+    let secs: u64 = retry_after
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {retry_after:?} is not whole seconds"));
+    assert!(secs >= 1, "Retry-After {secs}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    let v = r.json();
+    assert_eq!(v["status"], 503, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    expect_clean_exit(&mut server, t);
+}
+
+/// Waits for the server to exit after the signal sent at `signalled`;
+/// asserts exit status 0 by the drain timeout (3 s in these tests, plus
+/// [`SLACK`]).
+fn expect_clean_exit(server: &mut ChildServer, signalled: Instant) {
+    let by = Duration::from_secs(3) + SLACK;
+    let status = server.wait_exit(by.saturating_sub(signalled.elapsed()));
+    let took = signalled.elapsed();
+    println!("exited {status:?} {took:?} after SIGTERM");
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "still running {took:?} after SIGTERM; log:\n{}",
+            server.log()
+        )
+    });
+    assert!(status.success(), "{status:?}; log:\n{}", server.log());
 }

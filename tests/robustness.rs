@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::time::Duration;
 
 #[test]
 fn stalled_subscriber_does_not_hold_back_others() {
@@ -67,8 +66,21 @@ fn publisher_that_does_not_read_replies_is_paused_not_lost() {
         }
         writer.write_all(&all).unwrap();
     });
-    // Let replies pile up before reading any.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let replies pile up before reading any: wait until the server has
+    // published the whole flood, or has stopped making progress (it stops
+    // reading a publisher whose unread replies reach the cap).
+    let mut previous = None;
+    let piled_up = poll_until("the flood published or paused", || {
+        let n = num(&status(addr), "/published_messages");
+        let settled = n == N as u64 || (n > 0 && previous == Some(n));
+        previous = Some(n);
+        if settled {
+            Ok(n)
+        } else {
+            Err(format!("published_messages {n}"))
+        }
+    });
+    println!("{piled_up} of {N} published before the first reply was read");
     let mut last = 0;
     for i in 0..N {
         let r = c.read_response();

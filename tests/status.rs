@@ -144,6 +144,34 @@ fn channels_without_history_disappear_with_their_last_subscriber() {
     );
 }
 
+/// Counters in /metrics: Prometheus naming, `_total` suffix.
+const COUNTERS: [&str; 13] = [
+    "crier_connections_accepted_total",
+    "crier_requests_total",
+    "crier_messages_published_total",
+    "crier_messages_delivered_total",
+    "crier_messages_expired_total",
+    "crier_channels_collected_total",
+    "crier_sent_bytes_total",
+    "crier_slow_consumers_total",
+    "crier_pong_timeouts_total",
+    "crier_pings_sent_total",
+    "crier_accept_fd_errors_total",
+    "crier_closed_by_server_total",
+    "crier_dead_peers_reaped_total",
+];
+
+/// Gauges in /metrics.
+const GAUGES: [&str; 7] = [
+    "crier_uptime_seconds",
+    "crier_connections",
+    "crier_channels",
+    "crier_subscribers",
+    "crier_stored_messages",
+    "crier_stored_bytes",
+    "crier_rss_bytes",
+];
+
 #[test]
 fn metrics_exposition() {
     let server = start();
@@ -152,28 +180,100 @@ fn metrics_exposition() {
     let _sse2 = SseClient::connect(addr, "/ev/m");
     let _stream = StreamClient::connect(addr, "/sub/m");
     publish(addr, "m", b"x");
-    let text = poll_until("metrics with 2 eventsource connections", || {
-        let r = call(agent().get(&url(addr, "/metrics")));
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
-        let t = r.into_string().unwrap();
-        if t.contains("crier_connections{transport=\"eventsource\"} 2\n")
-            && t.contains("crier_delivered_messages 3\n")
-        {
-            Ok(t)
-        } else {
-            Err(t)
-        }
+    // Wait in /status (whose keys do not change) until the figures the
+    // exposition is checked against have settled.
+    poll_status(addr, "2 eventsource connections and 3 deliveries", |s| {
+        num(s, "/connections/eventsource") == 2 && num(s, "/delivered_messages") == 3
     });
-    assert!(text.contains("# TYPE crier_connections gauge\n"));
-    assert!(text.contains("crier_connections{transport=\"stream\"} 1\n"));
-    assert!(text.contains("crier_published_messages 1\n"));
-    assert!(text.contains("crier_subscribers 3\n"));
-    assert!(text.contains("crier_channels 1\n"));
-    // Every sample line is `name[{labels}] integer`.
+    let r = call(agent().get(&url(addr, "/metrics")));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
+    let text = r.into_string().unwrap();
+
+    // Every metric has the right type; every counter is named *_total.
+    let types: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            l.split_once(' ')
+                .unwrap_or_else(|| panic!("bad TYPE line {l:?}"))
+        })
+        .collect();
+    let wrong: Vec<String> = COUNTERS
+        .iter()
+        .map(|n| (n, "counter"))
+        .chain(GAUGES.iter().map(|n| (n, "gauge")))
+        .filter(|&(n, kind)| !types.contains(&(n, kind)))
+        .map(|(n, kind)| format!("{n} ({kind})"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "missing or mistyped metrics: {wrong:?}; the exposition declares {types:?}"
+    );
+    for (name, kind) in &types {
+        if *kind == "counter" {
+            assert!(
+                name.ends_with("_total"),
+                "counter {name} is not named *_total"
+            );
+        }
+    }
+
+    // Samples, after the TYPE lines: by name and labels.
+    for sample in [
+        "crier_connections{transport=\"eventsource\"} 2",
+        "crier_connections{transport=\"stream\"} 1",
+        "crier_messages_published_total 1",
+        "crier_messages_delivered_total 3",
+        "crier_subscribers 3",
+        "crier_channels 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == sample),
+            "no sample {sample:?} in:\n{text}"
+        );
+    }
+    for (metric, label, values) in [
+        (
+            "crier_closed_by_server_total",
+            "cause",
+            &[
+                "bad_input",
+                "channel_deleted",
+                "shutdown",
+                "handshake_timeout",
+                "idle_timeout",
+                "pong_timeout",
+                "slow_consumer",
+                "lifetime",
+                "over_capacity",
+            ][..],
+        ),
+        (
+            "crier_dead_peers_reaped_total",
+            "cause",
+            &["eof", "reset", "timeout", "write_error"][..],
+        ),
+        (
+            "crier_connections",
+            "transport",
+            &["http", "eventsource", "stream", "websocket", "longpoll"][..],
+        ),
+    ] {
+        for v in values {
+            let series = format!("{metric}{{{label}=\"{v}\"}} ");
+            assert!(
+                text.lines().any(|l| l.starts_with(&series)),
+                "no series {series:?} in:\n{text}"
+            );
+        }
+    }
+    // Every sample line is `name[{labels}] integer`, of a declared metric.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (name, value) = line.rsplit_once(' ').unwrap();
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let name = series.split('{').next().unwrap();
         assert!(name.starts_with("crier_"), "{line}");
+        assert!(types.iter().any(|(n, _)| *n == name), "undeclared: {line}");
         assert!(value.parse::<u64>().is_ok(), "{line}");
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Headers that make a raw GET a valid WebSocket opening handshake.
 const WS_UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -103,14 +103,39 @@ fn message_ttl_expires_history_and_resume_reports_missed() {
         c.longpoll_timeout = 1;
     });
     let addr = server.addr();
-    let msgs = publish_n(addr, "news", "m", 3);
-    let s = status(addr);
+    // Expiry must come from reactor 0's once-a-second upkeep with no
+    // traffic to wake it: the publishes and the polling below all go over
+    // one connection that another reactor serves.
+    let mut ctl = conn_avoiding_reactor(addr, 0);
+    let mut msgs = Vec::new();
+    let mut last_sent = Instant::now();
+    for i in 0..3 {
+        let body = format!("m{i}");
+        last_sent = Instant::now();
+        msgs.push((id_of(&ctl.publish("news", body.as_bytes())), body));
+    }
+    let s = ctl.status();
     assert_eq!(s["stored_messages"], 3);
 
-    // No traffic at all: reactor 0's once-a-second upkeep expires them.
-    std::thread::sleep(Duration::from_millis(2500));
-    let s = status(addr);
-    assert_eq!(s["stored_messages"], 0, "{s}");
+    // TTL 1 s, then the next upkeep (at most a second later).
+    let s = poll_until_within(
+        Duration::from_secs(2) + SLACK,
+        "the TTL to expire history",
+        || {
+            let s = ctl.status();
+            if s["stored_messages"] == 0 {
+                Ok(s)
+            } else {
+                Err(s.to_string())
+            }
+        },
+    );
+    let age = last_sent.elapsed();
+    println!("history expired {age:?} after the last publish");
+    assert!(
+        age >= Duration::from_millis(900),
+        "expired {age:?} after the last publish, with message-ttl 1 s: {s}"
+    );
     assert_eq!(s["stored_bytes"], 0, "{s}");
     // (messages_expired: see status_reports_expiry_and_collection_counters)
     assert_eq!(channel_info(addr, "news").unwrap()["stored_messages"], 0);
