@@ -21,6 +21,9 @@ pub(super) struct Channel {
     pub history: History,
     /// Since when (ms) the channel has had no subscribers and no history.
     pub idle_since: Option<u64>,
+    /// The channel has an entry in the idle queue: at most one, however
+    /// often it flips between busy and idle.
+    pub idle_queued: bool,
 }
 
 impl Channel {
@@ -53,7 +56,10 @@ pub(super) struct HubState {
     next_channel_id: u64,
     pub channels: HashMap<Arc<str>, Channel>,
     pub store: StoreAccount,
-    /// Channels that went idle, in time order, for garbage collection.
+    /// Channels that went idle, roughly in time order, for garbage
+    /// collection: (name, incarnation, idle since). One entry per channel
+    /// at most (`Channel::idle_queued`), so the queue is bounded by the
+    /// channel count even when channels flip between busy and idle.
     idle: VecDeque<(Arc<str>, u64, u64)>,
     pub published_messages: u64,
     /// The newest message id dropped with a collected or deleted channel.
@@ -90,7 +96,10 @@ impl HubState {
         if let Some(ch) = self.channels.get_mut(name) {
             if ch.is_idle() && ch.idle_since.is_none() {
                 ch.idle_since = Some(now);
-                self.idle.push_back((ch.name.clone(), ch.id, now));
+                if !ch.idle_queued {
+                    ch.idle_queued = true;
+                    self.idle.push_back((ch.name.clone(), ch.id, now));
+                }
             } else if !ch.is_idle() {
                 ch.idle_since = None;
             }
@@ -132,6 +141,7 @@ impl HubState {
                     last_seq: None,
                     history: History::new(forgotten),
                     idle_since: None,
+                    idle_queued: false,
                 },
             );
         }
@@ -154,25 +164,34 @@ impl HubState {
         }
     }
 
-    /// Removes channels that have been idle for `ttl_ms`.
+    /// Removes channels that have been idle for `ttl_ms`. An entry whose
+    /// channel went busy and idle again since it was queued moves to the
+    /// back with its new time (so a collection can come up to one `ttl_ms`
+    /// late, never early); one whose channel is busy or gone is dropped.
     pub fn collect_idle(&mut self, now: u64, ttl_ms: u64) {
         while let Some((name, id, since)) = self.idle.front().cloned() {
-            if since + ttl_ms > now {
+            if since.saturating_add(ttl_ms) > now {
                 break;
             }
             self.idle.pop_front();
-            let still_idle = self
-                .channels
-                .get(&*name)
-                .is_some_and(|c| c.id == id && c.idle_since == Some(since) && c.is_idle());
-            if still_idle {
-                if let Some(ch) = self.channels.remove(&*name) {
-                    self.forgotten_with_channels = self
-                        .forgotten_with_channels
-                        .max(ch.history.forgotten_through);
+            let Some(ch) = self.channels.get_mut(&*name).filter(|c| c.id == id) else {
+                continue;
+            };
+            match ch.idle_since {
+                Some(t) if ch.is_idle() && t.saturating_add(ttl_ms) <= now => {
+                    if let Some(ch) = self.channels.remove(&*name) {
+                        self.forgotten_with_channels = self
+                            .forgotten_with_channels
+                            .max(ch.history.forgotten_through);
+                    }
+                    self.channels_collected += 1;
                 }
-                self.channels_collected += 1;
+                Some(t) if ch.is_idle() => self.idle.push_back((name, id, t)),
+                _ => ch.idle_queued = false,
             }
+        }
+        if self.idle.capacity() > 64 && self.idle.len() < self.idle.capacity() / 4 {
+            self.idle.shrink_to(self.idle.len() * 2);
         }
     }
 

@@ -188,13 +188,26 @@ fn idle_channels_are_collected_and_deleted_ones_are_told() {
 }
 
 #[test]
-fn a_channel_flipping_between_busy_and_idle_is_queued_for_collection_each_time() {
-    // Documents today's behaviour of the idle queue (one entry per flip);
-    // bounded by channel-idle-ttl, see docs/PERFORMANCE.md.
+fn a_channel_flipping_between_busy_and_idle_is_queued_for_collection_once() {
     let (h, _inboxes, _polls) = hub(1, |s| s.store.per_channel = 0);
-    for _ in 0..3 {
+    for _ in 0..1000 {
         let s = h.subscribe(0, &[req("a", 0)], Resume::Live).unwrap();
         h.unsubscribe(0, &s.channels);
     }
-    assert_eq!(h.lock().idle_queue_len(), 3);
+    assert_eq!(h.lock().idle_queue_len(), 1);
+    // Collection still happens, once the channel has been idle long enough.
+    h.lock().collect_idle(now_ms() + 300_000, 300_000);
+    assert!(h.info("a").is_none());
+    assert_eq!(h.lock().idle_queue_len(), 0);
+}
+
+#[test]
+fn a_channel_busy_again_is_not_collected_and_leaves_the_queue() {
+    let (h, _inboxes, _polls) = hub(1, |s| s.store.per_channel = 0);
+    let s = h.subscribe(0, &[req("a", 0)], Resume::Live).unwrap();
+    h.unsubscribe(0, &s.channels);
+    let _busy = h.subscribe(0, &[req("a", 0)], Resume::Live).unwrap();
+    h.lock().collect_idle(now_ms() + 300_000, 300_000);
+    assert_eq!(h.info("a").unwrap().subscribers, 1);
+    assert_eq!(h.lock().idle_queue_len(), 0);
 }
