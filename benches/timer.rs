@@ -7,8 +7,8 @@
 //! - the lazy re-arm path (deadline moved later: the entry fires, is seen
 //!   to be early and is re-inserted), which is what an idle subscriber
 //!   costs once per ping interval,
-//! - wheel memory per connection (entries are 12 bytes; slot vectors grow
-//!   by doubling).
+//! - wheel memory per connection (a 20-byte node per entry, in one array
+//!   that grows by doubling, plus 4 bytes per slot).
 //!
 //! Resetting a deadline to a later time costs nothing here: it is a store
 //! into the connection (`Conn::deadline`), not a wheel operation.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::local::SubList;
 use super::outqueue::OutQueue;
+use super::timer::{TimerId, NO_TIMER};
 use crate::http::chunked::BodyReader;
 use crate::http::response::ReplyMode;
 use crate::proto::ws::MessageReader;
@@ -37,8 +38,8 @@ pub struct Conn {
     /// Tick at which this connection next needs attention (0 = never).
     /// Moving it later is a plain store; see `timer.rs`.
     pub deadline: u32,
-    /// Tick of this connection's live wheel entry (0 = none).
-    pub armed_at: u32,
+    /// This connection's wheel entry, if any (see `timer.rs`).
+    pub timer: TimerId,
     /// Tick of the last write to the socket (pings go to silent ones).
     pub last_write: u32,
     pub flags: ConnFlags,
@@ -47,8 +48,10 @@ pub struct Conn {
 /// Small per-connection booleans.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ConnFlags {
-    /// Already in the reactor's dirty list for this loop turn.
+    /// In the reactor's sliced flush queue (see `flush.rs`).
     pub dirty: bool,
+    /// In the reactor's urgent flush list for this turn.
+    pub urgent: bool,
     /// Close as soon as the out queue is flushed.
     pub close_after_flush: bool,
     /// The kernel refused bytes; wait for a writable event.
@@ -203,7 +206,7 @@ impl Conn {
             pending_in: PendingInput::default(),
             last_seq: 0,
             deadline: 0,
-            armed_at: 0,
+            timer: NO_TIMER,
             last_write: 0,
             flags: ConnFlags::default(),
         }
@@ -237,14 +240,6 @@ impl Conn {
         match &mut self.role {
             Role::Subscriber(s) => Some(s),
             Role::Http(_) => None,
-        }
-    }
-
-    /// Adds this connection (key `k`) to the turn's flush list once.
-    pub fn mark_dirty(&mut self, k: usize, dirty: &mut Vec<usize>) {
-        if !self.flags.dirty {
-            self.flags.dirty = true;
-            dirty.push(k);
         }
     }
 }

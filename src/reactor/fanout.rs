@@ -1,6 +1,6 @@
 //! Fanout: queueing published messages on this reactor's subscribers.
 //!
-//! Only queues; the bytes leave in the turn's flush (`io.rs`), one
+//! Only queues; the bytes leave in the sliced flush (`flush.rs`), one
 //! `writev` per connection however many messages it got.
 
 use bytes::Bytes;
@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::conn::{Conn, Role};
+use super::flush::FlushQueue;
 use super::outqueue::Flushed;
 use super::Reactor;
 use crate::proto::{EncodeSettings, WireFormat};
@@ -32,7 +33,7 @@ impl Reactor {
             settings: &self.shared.encode,
             max_queued: self.shared.config.max_queued_bytes,
             now: self.now,
-            dirty: &mut self.dirty,
+            flush: &mut self.flush,
             slow: &mut self.slow,
             longpolls_ready: &mut self.longpolls_ready,
             delivered: 0,
@@ -64,7 +65,7 @@ struct FanoutTurn<'a> {
     settings: &'a EncodeSettings,
     max_queued: usize,
     now: u32,
-    dirty: &'a mut Vec<usize>,
+    flush: &'a mut FlushQueue,
     slow: &'a mut Vec<usize>,
     longpolls_ready: &'a mut Vec<usize>,
     delivered: u64,
@@ -122,7 +123,7 @@ impl FanoutTurn<'_> {
             return;
         }
         c.out.push_local(bytes);
-        c.mark_dirty(key, self.dirty);
+        self.flush.queue(key, c);
         self.delivered += 1;
     }
 }

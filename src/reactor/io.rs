@@ -1,12 +1,11 @@
 //! The reactor's sockets: accept and admit, read and hand input on, note
-//! writability, flush, and close. Everything that touches a socket's bytes
-//! directly is here; what the bytes mean is decided elsewhere.
+//! writability, and close. Writing is `flush.rs`; what the bytes mean is
+//! decided elsewhere.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 
 use super::conn::{Conn, Role};
-use super::outqueue::Flushed;
 use super::timer::{secs_to_ticks, TICK};
 use super::{sockopt, Reactor};
 use crate::status::{CloseCause, ConnKind, Limit, PeerGone, ReactorStats};
@@ -125,8 +124,13 @@ impl Reactor {
     pub(super) fn on_writable(&mut self, k: usize) {
         if let Some(c) = self.conns.get_mut(k) {
             c.flags.write_blocked = false;
-            if !c.out.is_empty() {
-                c.mark_dirty(k, &mut self.dirty);
+            if c.out.is_empty() {
+                return;
+            }
+            if matches!(c.role, Role::Http(_)) {
+                self.flush.urgent(k, c);
+            } else {
+                self.flush.queue(k, c);
             }
         }
     }
@@ -238,58 +242,6 @@ impl Reactor {
         }
     }
 
-    /// Writes every dirty connection's queue once.
-    pub(super) fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for &k in &dirty {
-            self.flush(k);
-        }
-        // Reuse the allocation for the next turn.
-        dirty.clear();
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-        }
-    }
-
-    pub(super) fn flush(&mut self, k: usize) {
-        let Some(c) = self.conns.get_mut(k) else {
-            return;
-        };
-        c.flags.dirty = false;
-        if c.flags.write_blocked {
-            return;
-        }
-        match c.out.write_to(&mut c.socket) {
-            Ok((n, flushed)) => {
-                if n > 0 {
-                    c.last_write = self.now;
-                }
-                ReactorStats::add(&self.shared.stats.reactors[self.id].bytes_out, n as u64);
-                match flushed {
-                    Flushed::Blocked => c.flags.write_blocked = true,
-                    Flushed::All => {
-                        if c.flags.close_after_flush {
-                            self.close(k, None);
-                        } else if c.flags.read_paused && matches!(c.role, Role::Http(_)) {
-                            // The replies it was not reading are out.
-                            c.flags.read_paused = false;
-                            self.more_to_read.push(k);
-                        }
-                    }
-                }
-            }
-            Err(_) => self.peer_gone(k, PeerGone::WriteError),
-        }
-    }
-
-    /// Queues `bytes` on connection `k` and marks it for this turn's flush.
-    pub(super) fn send(&mut self, k: usize, bytes: Vec<u8>) {
-        if let Some(c) = self.conns.get_mut(k) {
-            c.out.push_vec(bytes);
-            c.mark_dirty(k, &mut self.dirty);
-        }
-    }
-
     /// Sends what is queued, then closes (used after a final response).
     pub(super) fn close_after_flush(&mut self, k: usize, cause: Option<CloseCause>) {
         if let Some(c) = self.conns.get_mut(k) {
@@ -297,7 +249,7 @@ impl Reactor {
                 return;
             }
             c.flags.close_after_flush = true;
-            c.mark_dirty(k, &mut self.dirty);
+            self.flush.urgent(k, c);
             if let Some(cause) = cause {
                 self.stats().closed(cause);
             }
@@ -322,6 +274,7 @@ impl Reactor {
         }
         self.unsubscribe_all(k);
         let mut c = self.conns.remove(k);
+        self.wheel.cancel(c.timer);
         let _ = self.poll.registry().deregister(&mut c.socket);
         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         let st = &self.shared.stats.reactors[self.id];

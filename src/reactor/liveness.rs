@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::conn::Role;
 use super::longpoll::PollEnd;
-use super::timer::{secs_to_ticks, Entry};
+use super::timer::{secs_to_ticks, Entry, NO_TIMER};
 use super::Reactor;
 use crate::http::response::{self, ReplyMode};
 use crate::proto::{signal, WireFormat};
@@ -44,16 +44,22 @@ impl Jitter {
 }
 
 impl Reactor {
-    /// Sets connection `k`'s deadline. Later than the armed entry: a store.
-    /// Earlier: one more wheel entry (the old one becomes stale).
+    /// Sets connection `k`'s deadline. Later than its wheel entry: a store
+    /// (the entry re-arms when it fires). Earlier: the entry moves.
     pub(super) fn set_deadline(&mut self, k: usize, at: u32) {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
         c.deadline = at;
-        if at != 0 && (c.armed_at == 0 || at < c.armed_at) {
-            self.wheel.schedule(at, k as u32, c.generation);
-            c.armed_at = at.max(self.wheel.now() + 1);
+        if at == 0 {
+            return;
+        }
+        match self.wheel.at(c.timer) {
+            Some(armed) if armed <= at => {}
+            _ => {
+                self.wheel.cancel(c.timer);
+                c.timer = self.wheel.schedule(at, k as u32, c.generation);
+            }
         }
     }
 
@@ -61,22 +67,18 @@ impl Reactor {
     pub(super) fn run_timers(&mut self) {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(self.now, &mut due);
-        for Entry {
-            key,
-            generation,
-            at,
-        } in due.drain(..)
-        {
+        for Entry { key, id, .. } in due.drain(..) {
             let k = key as usize;
             let Some(c) = self.conns.get_mut(k) else {
                 continue;
             };
-            // A stale entry: the slot has a new occupant, or a sooner entry
-            // replaced this one.
-            if c.generation != generation || c.armed_at != at {
+            // Closing cancels a connection's entry, so a due entry is its
+            // owner's; the check guards that invariant.
+            if c.timer != id {
+                debug_assert!(false, "timer entry of another connection");
                 continue;
             }
-            c.armed_at = 0;
+            c.timer = NO_TIMER;
             if c.deadline == 0 {
                 continue;
             }
@@ -155,7 +157,7 @@ impl Reactor {
                 }
                 c.out.push(ping.clone());
                 c.last_write = now;
-                c.mark_dirty(k, &mut self.dirty);
+                self.flush.queue(k, c);
                 ReactorStats::add(&self.shared.stats.reactors[self.id].pings_sent, 1);
             }
         }

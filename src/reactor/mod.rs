@@ -3,12 +3,12 @@
 //!
 //! One loop turn: wait for readiness → accept / read / note writable →
 //! drain the inbox (fanout: queue shared frames on local subscribers) →
-//! answer long-polls → run due timers → flush every connection with queued
-//! output once (one `writev` each, so a burst of messages costs one syscall
-//! per subscriber).
+//! answer long-polls → run due timers → write every reply, then a slice of
+//! the subscribers with queued output (one `writev` each, however many
+//! messages it holds; see `flush.rs`).
 //!
 //! The jobs live in their own files, all `impl Reactor`: `io.rs` (sockets:
-//! accept, read, write, close), `http.rs` (requests and publishing),
+//! accept, read, close), `flush.rs` (writing), `http.rs` (requests and publishing),
 //! `subscribe.rs` (registration, replay, unsubscribe), `fanout.rs` (queueing
 //! published messages), `websocket.rs`, `longpoll.rs`, `liveness.rs`
 //! (deadlines, pings, goodbyes); the state they share is in `conn.rs`,
@@ -16,6 +16,7 @@
 
 mod conn;
 mod fanout;
+mod flush;
 mod http;
 mod io;
 mod liveness;
@@ -43,6 +44,7 @@ use crate::pubsub::hub::Hub;
 use crate::pubsub::message::Message;
 use crate::status::{ReactorStats, Stats};
 use conn::Conn;
+use flush::FlushQueue;
 use liveness::Jitter;
 use local::LocalIndex;
 use timer::{secs_to_ticks, Entry, TimerWheel, TICK, TICKS_PER_SEC};
@@ -93,8 +95,8 @@ pub struct Reactor {
     conns: Slab<Conn>,
     local: LocalIndex,
     scratch: Vec<u8>,
-    /// Connections with output queued this turn.
-    dirty: Vec<usize>,
+    /// Connections with output queued.
+    flush: FlushQueue,
     /// Connections that still have unread input (read cap hit) — edge
     /// triggered readiness will not report them again.
     more_to_read: Vec<usize>,
@@ -144,7 +146,7 @@ impl Reactor {
             conns: Slab::new(),
             local: LocalIndex::default(),
             scratch: vec![0; io::SCRATCH_BYTES],
-            dirty: Vec::new(),
+            flush: FlushQueue::default(),
             more_to_read: Vec::new(),
             slow: Vec::new(),
             longpolls_ready: Vec::new(),
@@ -180,7 +182,7 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         log::debug!("reactor {} started", self.id);
         loop {
-            let timeout = if self.more_to_read.is_empty() {
+            let timeout = if self.more_to_read.is_empty() && !self.flush.has_backlog() {
                 TICK
             } else {
                 Duration::ZERO
@@ -219,7 +221,7 @@ impl Reactor {
             self.finish_longpolls();
             self.run_timers();
             self.upkeep();
-            self.flush_dirty();
+            self.flush_turn();
             if stop || self.drain_finished() {
                 break;
             }

@@ -99,7 +99,8 @@ impl Reactor {
         c.last_seq = subscribed.last_seq;
         c.out.push_vec(head);
         c.last_write = self.now;
-        c.mark_dirty(k, &mut self.dirty);
+        // The response head goes out this turn; replayed messages with it.
+        self.flush.urgent(k, c);
         sockopt::on_subscribe(&c.socket, &self.shared.config);
         self.rearm_subscriber(k);
         Some(subscribed)

@@ -188,7 +188,7 @@ impl Reactor {
             match d {
                 Delivery::Message(m) => {
                     self.fan_out(std::slice::from_ref(&m));
-                    self.flush(k);
+                    self.write_out(k);
                 }
                 Delivery::ChannelDeleted(ch) => self.on_channel_deleted(&ch),
                 other => put_back.push(other),
