@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::client::Transport;
 use crate::peers::Peer;
+use crate::publish::PublishMode;
 use crate::scenarios::Scenario;
 use crate::Res;
 
@@ -23,11 +24,13 @@ pub struct Opts {
     pub size: usize,
     pub rate: f64,
     pub burst: bool,
+    /// fanout: how each publisher connection sends (default: waits for each reply).
+    pub publish: PublishMode,
     /// fanout: subscribers stop reading while the messages are published.
     pub hold_reads: bool,
     pub transports: Option<Vec<Transport>>,
-    pub channels: usize,
-    pub publishers: usize,
+    pub channels: Option<usize>,
+    pub publishers: Option<usize>,
     pub sizes: Vec<usize>,
     pub per_client: usize,
     pub concurrency: usize,
@@ -44,8 +47,23 @@ pub struct Opts {
 
 impl Opts {
     /// Subscribers for fanout, channels and connect-rate: `--subs`, default 10,000.
-    pub fn subscribers(&self) -> usize {
+    pub fn subscribers(&self, _scenario: Scenario) -> usize {
         self.subs.unwrap_or(10_000)
+    }
+
+    /// Channels the subscribers spread over: `--channels`, default 1,000 for channels;
+    /// fanout puts everyone on one channel whatever is given.
+    pub fn channel_count(&self, scenario: Scenario) -> usize {
+        match scenario {
+            Scenario::Channels => self.channels.unwrap_or(1000),
+            _ => 1,
+        }
+    }
+
+    /// Publisher connections: `--publishers`, default 4 for channels and 1 for fanout.
+    pub fn publisher_conns(&self, scenario: Scenario) -> usize {
+        let default = if scenario == Scenario::Channels { 4 } else { 1 };
+        self.publishers.unwrap_or(default)
     }
 
     /// Messages to publish in `scenario`: `--messages`, default 200 for fanout and 20,000
@@ -70,11 +88,15 @@ scenarios: idle-memory | fanout | channels | connect-rate | all (every scenario)
   --subs N                       subscribers (default 10000)
   --messages M                   messages (fanout 200, channels 20000)
   --size S                       payload bytes (default 128)
-  --rate R | --burst             fanout publishing: R msgs/s (default 20) or back-to-back
+  --rate R | --burst             fanout: R msgs/s offered over all publisher connections
+                                 (default 20), or back to back
+  --publish wait|pipelined       fanout: each connection waits for every reply before the
+                                 next request (default), or writes without waiting
+  --publishers P                 publisher connections, messages split round-robin
+                                 (fanout 1, channels 4)
   --hold-reads                   fanout: subscribers stop reading until the server has
                                  written everything (server-side rate, e.g. for workers)
-  --channels C                   channels scenario: channel count (default 1000)
-  --publishers P                 channels scenario: publisher connections (default 4)
+  --channels C                   channels: channel count (default 1000)
   --sizes A,B,C                  idle-memory subscriber counts (default 1000,10000,19000)
   --per-client N                 subscribers per client process (default 9000)
   --concurrency N                handshakes in flight per client process (default 256)
@@ -123,10 +145,11 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         size: 128,
         rate: 20.0,
         burst: false,
+        publish: PublishMode::Wait,
         hold_reads: false,
         transports: None,
-        channels: 1000,
-        publishers: 4,
+        channels: None,
+        publishers: None,
         sizes: vec![1000, 10_000, 19_000],
         per_client: DEFAULT_PER_CLIENT,
         concurrency: 256,
@@ -175,8 +198,9 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
             "--size" => o.size = parse_num(flag, &v)?,
             "--rate" => o.rate = parse_num(flag, &v)?,
             "--transport" => o.transports = Some(parse_list(&v, Transport::parse)?),
-            "--channels" => o.channels = parse_num::<usize>(flag, &v)?.max(1),
-            "--publishers" => o.publishers = parse_num::<usize>(flag, &v)?.max(1),
+            "--publish" => o.publish = PublishMode::parse(&v)?,
+            "--channels" => o.channels = Some(parse_num::<usize>(flag, &v)?.max(1)),
+            "--publishers" => o.publishers = Some(parse_num::<usize>(flag, &v)?.max(1)),
             "--sizes" => o.sizes = parse_list(&v, |s| parse_num(flag, s))?,
             "--per-client" => o.per_client = parse_num::<usize>(flag, &v)?.clamp(1, 19_000),
             "--concurrency" => o.concurrency = parse_num::<usize>(flag, &v)?.max(1),

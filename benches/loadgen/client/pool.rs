@@ -74,6 +74,8 @@ pub struct SubPlan {
     pub transport: Transport,
     pub total: usize,
     pub channels: usize,
+    /// Publisher connections whose messages each keep their order (see `WorkerSpec`).
+    pub publishers: usize,
 }
 
 impl Pool {
@@ -98,6 +100,7 @@ impl Pool {
                 first,
                 count: plan.total * (w + 1) / n - first,
                 channels: plan.channels,
+                publishers: plan.publishers,
                 concurrency: ctx.opts.concurrency,
                 epoch: ctx.epoch,
                 connect_timeout: Duration::from_secs(20),

@@ -112,6 +112,7 @@ impl Worker {
         let mut cx = RxCtx {
             now: mono_ns(),
             epoch: self.spec.epoch,
+            publishers: self.spec.publishers as u64,
             transport: self.spec.transport,
             st: &mut self.st,
         };
