@@ -4,9 +4,11 @@
 //! anything is measured (the same way for every peer, with no reliance on a /status format).
 
 mod channels;
+mod churn;
 mod connect_rate;
 mod delivery;
 mod fanout;
+mod fit;
 mod held;
 mod idle_memory;
 
@@ -26,6 +28,7 @@ pub enum Scenario {
     Fanout,
     Channels,
     ConnectRate,
+    Churn,
 }
 
 impl Scenario {
@@ -35,11 +38,13 @@ impl Scenario {
             "fanout" => vec![Scenario::Fanout],
             "channels" => vec![Scenario::Channels],
             "connect-rate" => vec![Scenario::ConnectRate],
+            "churn" => vec![Scenario::Churn],
             "all" => vec![
                 Scenario::IdleMemory,
                 Scenario::Fanout,
                 Scenario::Channels,
                 Scenario::ConnectRate,
+                Scenario::Churn,
             ],
             _ => return Err(format!("unknown scenario {s:?}\n{USAGE}")),
         })
@@ -51,13 +56,14 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Channels => "channels",
             Scenario::ConnectRate => "connect-rate",
+            Scenario::Churn => "churn",
         }
     }
 
     pub fn default_transports(self) -> Vec<Transport> {
         match self {
             Scenario::IdleMemory | Scenario::ConnectRate => vec![Transport::Sse, Transport::Ws],
-            Scenario::Fanout | Scenario::Channels => vec![Transport::Sse],
+            Scenario::Fanout | Scenario::Channels | Scenario::Churn => vec![Transport::Sse],
         }
     }
 }
@@ -90,6 +96,11 @@ impl Case {
             Scenario::ConnectRate => format!(
                 "connect-rate {t} {subs} subscriptions, {} in flight",
                 o.concurrency
+            ),
+            Scenario::Churn => format!(
+                "churn {t} {subs} subs / {} channels x {} rounds, half FIN half RST",
+                o.channel_count(sc),
+                o.rounds
             ),
         }
     }
@@ -148,6 +159,7 @@ pub fn run_case(ctx: &Ctx, case: Case) -> Res<Metrics> {
         Scenario::Fanout => fanout::run(ctx, case.transport),
         Scenario::Channels => channels::run(ctx, case.transport),
         Scenario::ConnectRate => connect_rate::run(ctx, case.transport),
+        Scenario::Churn => churn::run(ctx, case.transport),
     }
 }
 
