@@ -98,12 +98,12 @@ pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
         one_round(ctx, addr, &plan, &drain, &mut t).map_err(|e| format!("round {round}: {e}"))?;
         t.rss.push(proc_rss_bytes(pid)?);
         if round % every == 0 || round == o.rounds {
-            eprintln!(
-                "  round {round}/{}: rss {} KiB, longest drain {:.0} ms",
-                o.rounds,
-                t.rss[round - 1] / 1024,
-                t.drain_max.as_secs_f64() * 1e3
-            );
+            let drained = match drain {
+                Drain::Gauge { .. } => format!("longest drain {:?}", t.drain_max),
+                Drain::Fixed => "fixed wait".into(),
+            };
+            let rss = t.rss[round - 1] / 1024;
+            eprintln!("  round {round}/{}: rss {rss} KiB, {drained}", o.rounds);
         }
     }
     let cpu1 = server.cpu_secs()?;
