@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::client::Transport;
 use crate::peers::Peer;
+use crate::publish::PublishMode;
 use crate::scenarios::Scenario;
 use crate::Res;
 
@@ -23,11 +24,15 @@ pub struct Opts {
     pub size: usize,
     pub rate: f64,
     pub burst: bool,
+    /// fanout: how each publisher connection sends (default: waits for each reply).
+    pub publish: PublishMode,
     /// fanout: subscribers stop reading while the messages are published.
     pub hold_reads: bool,
     pub transports: Option<Vec<Transport>>,
-    pub channels: usize,
-    pub publishers: usize,
+    pub channels: Option<usize>,
+    pub publishers: Option<usize>,
+    /// churn: connect/disconnect rounds.
+    pub rounds: usize,
     pub sizes: Vec<usize>,
     pub per_client: usize,
     pub concurrency: usize,
@@ -43,9 +48,30 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// Subscribers for fanout, channels and connect-rate: `--subs`, default 10,000.
-    pub fn subscribers(&self) -> usize {
-        self.subs.unwrap_or(10_000)
+    /// Subscribers: `--subs`, default 5,000 for churn (one round) and 10,000 otherwise.
+    pub fn subscribers(&self, scenario: Scenario) -> usize {
+        let default = if scenario == Scenario::Churn {
+            5000
+        } else {
+            10_000
+        };
+        self.subs.unwrap_or(default)
+    }
+
+    /// Channels the subscribers spread over: `--channels`, default 1,000 for channels,
+    /// 100 for churn; fanout puts everyone on one channel whatever is given.
+    pub fn channel_count(&self, scenario: Scenario) -> usize {
+        match scenario {
+            Scenario::Channels => self.channels.unwrap_or(1000),
+            Scenario::Churn => self.channels.unwrap_or(100),
+            _ => 1,
+        }
+    }
+
+    /// Publisher connections: `--publishers`, default 4 for channels and 1 for fanout.
+    pub fn publisher_conns(&self, scenario: Scenario) -> usize {
+        let default = if scenario == Scenario::Channels { 4 } else { 1 };
+        self.publishers.unwrap_or(default)
     }
 
     /// Messages to publish in `scenario`: `--messages`, default 200 for fanout and 20,000
@@ -62,19 +88,24 @@ impl Opts {
 
 pub const USAGE: &str = "\
 usage: cargo bench --bench loadgen -- <scenario> [options]
-scenarios: idle-memory | fanout | channels | connect-rate | all (every scenario)
+scenarios: idle-memory | fanout | channels | connect-rate | churn | all (every scenario)
   --peer crier|floor|nchan|all   server(s) to measure, comma list allowed (default crier;
                                  several peers add a comparison table with ratios)
   --runs K                       repetitions, medians reported (default 3)
   --transport T[,T..]            sse | ws | ws-deflate (scenario default otherwise)
-  --subs N                       subscribers (default 10000)
+  --subs N                       subscribers (default 10000; churn: per round, 5000)
   --messages M                   messages (fanout 200, channels 20000)
   --size S                       payload bytes (default 128)
-  --rate R | --burst             fanout publishing: R msgs/s (default 20) or back-to-back
+  --rate R | --burst             fanout: R msgs/s offered over all publisher connections
+                                 (default 20), or back to back
+  --publish wait|pipelined       fanout: each connection waits for every reply before the
+                                 next request (default), or writes without waiting
+  --publishers P                 publisher connections, messages split round-robin
+                                 (fanout 1, channels 4)
   --hold-reads                   fanout: subscribers stop reading until the server has
                                  written everything (server-side rate, e.g. for workers)
-  --channels C                   channels scenario: channel count (default 1000)
-  --publishers P                 channels scenario: publisher connections (default 4)
+  --channels C                   channels: channel count (default 1000; churn 100)
+  --rounds R                     churn: connect/disconnect rounds (default 100)
   --sizes A,B,C                  idle-memory subscriber counts (default 1000,10000,19000)
   --per-client N                 subscribers per client process (default 9000)
   --concurrency N                handshakes in flight per client process (default 256)
@@ -123,10 +154,12 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         size: 128,
         rate: 20.0,
         burst: false,
+        publish: PublishMode::Wait,
         hold_reads: false,
         transports: None,
-        channels: 1000,
-        publishers: 4,
+        channels: None,
+        publishers: None,
+        rounds: 100,
         sizes: vec![1000, 10_000, 19_000],
         per_client: DEFAULT_PER_CLIENT,
         concurrency: 256,
@@ -175,8 +208,10 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
             "--size" => o.size = parse_num(flag, &v)?,
             "--rate" => o.rate = parse_num(flag, &v)?,
             "--transport" => o.transports = Some(parse_list(&v, Transport::parse)?),
-            "--channels" => o.channels = parse_num::<usize>(flag, &v)?.max(1),
-            "--publishers" => o.publishers = parse_num::<usize>(flag, &v)?.max(1),
+            "--publish" => o.publish = PublishMode::parse(&v)?,
+            "--channels" => o.channels = Some(parse_num::<usize>(flag, &v)?.max(1)),
+            "--publishers" => o.publishers = Some(parse_num::<usize>(flag, &v)?.max(1)),
+            "--rounds" => o.rounds = parse_num::<usize>(flag, &v)?.max(1),
             "--sizes" => o.sizes = parse_list(&v, |s| parse_num(flag, s))?,
             "--per-client" => o.per_client = parse_num::<usize>(flag, &v)?.clamp(1, 19_000),
             "--concurrency" => o.concurrency = parse_num::<usize>(flag, &v)?.max(1),

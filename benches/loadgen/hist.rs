@@ -1,5 +1,6 @@
 //! Latency histogram. Workers record into it and ship it to the harness as JSON, which
-//! merges them, so the harness reports percentiles over every delivery of every worker.
+//! merges them, so the harness reports percentiles over every delivery of every worker;
+//! publisher connections merge theirs in memory.
 
 use serde_json::{json, Value};
 
@@ -75,6 +76,15 @@ impl Hist {
             .map(|(i, &c)| json!([i, c]))
             .collect();
         json!({"n": self.n, "max": self.max, "b": buckets})
+    }
+
+    /// Adds every sample of `other` (publisher connections in one process).
+    pub fn merge(&mut self, other: &Hist) {
+        for (slot, &c) in self.counts.iter_mut().zip(&other.counts) {
+            *slot += c;
+        }
+        self.n += other.n;
+        self.max = self.max.max(other.max);
     }
 
     pub fn merge_json(&mut self, v: &Value) {

@@ -15,6 +15,7 @@
 
 mod cli;
 mod client;
+mod conn_gauge;
 mod floor;
 mod harness;
 mod hist;

@@ -76,6 +76,9 @@ struct WorkerSpec {
     first: usize,
     count: usize,
     channels: usize,
+    /// Publisher connections: seq k comes from connection k % publishers, and only
+    /// messages of one connection have a defined order.
+    publishers: usize,
     concurrency: usize,
     epoch: u64,
     connect_timeout: Duration,
@@ -87,7 +90,8 @@ impl WorkerSpec {
         json!({
             "addr": self.addr.to_string(), "src": self.src.to_string(),
             "transport": self.transport.name(), "first": self.first, "count": self.count,
-            "channels": self.channels, "concurrency": self.concurrency, "epoch": self.epoch,
+            "channels": self.channels, "publishers": self.publishers,
+            "concurrency": self.concurrency, "epoch": self.epoch,
             "connect_timeout_ms": self.connect_timeout.as_millis() as u64,
             "lifetime_s": self.lifetime.as_secs(),
         })
@@ -105,6 +109,7 @@ impl WorkerSpec {
             first: num("first")? as usize,
             count: num("count")? as usize,
             channels: (num("channels")? as usize).max(1),
+            publishers: (num("publishers")? as usize).max(1),
             concurrency: (num("concurrency")? as usize).max(1),
             epoch: num("epoch")?,
             connect_timeout: Duration::from_millis(num("connect_timeout_ms")?),

@@ -54,6 +54,8 @@ pub struct Pool {
     reports: Vec<Option<Value>>,
     /// Which workers have confirmed a "hold" (stopped reading).
     held: Vec<bool>,
+    /// Per worker, (FIN, RST) closes once it has confirmed a "close".
+    closes: Vec<Option<(u64, u64)>>,
 }
 
 static SRC_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -74,6 +76,8 @@ pub struct SubPlan {
     pub transport: Transport,
     pub total: usize,
     pub channels: usize,
+    /// Publisher connections whose messages each keep their order (see `WorkerSpec`).
+    pub publishers: usize,
 }
 
 impl Pool {
@@ -88,6 +92,7 @@ impl Pool {
             latest: vec![Value::Null; n],
             reports: vec![None; n],
             held: vec![false; n],
+            closes: vec![None; n],
         };
         for w in 0..n {
             let first = plan.total * w / n;
@@ -98,6 +103,7 @@ impl Pool {
                 first,
                 count: plan.total * (w + 1) / n - first,
                 channels: plan.channels,
+                publishers: plan.publishers,
                 concurrency: ctx.opts.concurrency,
                 epoch: ctx.epoch,
                 connect_timeout: Duration::from_secs(20),
@@ -145,6 +151,10 @@ impl Pool {
             Some("progress") => self.latest[w] = v,
             Some("report") => self.reports[w] = Some(v),
             Some("held") => self.held[w] = true,
+            Some("closed") => {
+                let f = |k: &str| v[k].as_u64().unwrap_or(0);
+                self.closes[w] = Some((f("fin"), f("rst")));
+            }
             Some("fatal") => return Err(format!("client worker {w}: {}", v["error"])),
             Some("eof") => return Err(format!("client worker {w} exited unexpectedly")),
             _ => {}
@@ -217,6 +227,25 @@ impl Pool {
             self.pump(Duration::from_millis(50))?;
         }
         Ok(())
+    }
+
+    /// Has every worker close all its subscribers (half FIN, half RST; see the worker's
+    /// `close_all`) and waits until each has; returns the (FIN, RST) totals.
+    pub fn close_all(&mut self) -> Res<(u64, u64)> {
+        self.closes.iter_mut().for_each(|c| *c = None);
+        self.send_all("close\n");
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.closes.iter().any(Option::is_none) {
+            if Instant::now() > end {
+                return Err("timed out waiting for client workers to close".into());
+            }
+            self.pump(Duration::from_millis(20))?;
+        }
+        Ok(self
+            .closes
+            .iter()
+            .flatten()
+            .fold((0, 0), |(f, r), &(a, b)| (f + a, r + b)))
     }
 
     /// Lets held workers read again.

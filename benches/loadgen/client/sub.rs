@@ -16,6 +16,8 @@ use crate::Res;
 pub(super) struct RxCtx<'a> {
     pub(super) now: u64,
     pub(super) epoch: u64,
+    /// Publisher connections: seq k came from connection k % publishers.
+    pub(super) publishers: u64,
     pub(super) transport: Transport,
     pub(super) st: &'a mut WStats,
 }
@@ -41,7 +43,9 @@ pub(super) struct Sub {
     pub(super) ws: Option<Box<WsRx>>,
     /// Bitset of received sequence numbers: duplicate / missing detection.
     seen: Vec<u64>,
-    max_seq: Option<u64>,
+    /// Per publisher connection, 1 + the highest seq received from it (0 = none yet):
+    /// order is only defined among the messages of one connection.
+    max_seq: Vec<u64>,
     warm: bool,
 }
 
@@ -57,7 +61,7 @@ impl Sub {
             chunk: None,
             ws: None,
             seen: Vec::new(),
-            max_seq: None,
+            max_seq: Vec::new(),
             warm: false,
         }
     }
@@ -208,9 +212,14 @@ impl Sub {
         }
         self.seen[word] |= bit;
         st.distinct += 1;
-        match self.max_seq {
-            Some(m) if seq < m => st.ooo += 1,
-            _ => self.max_seq = Some(seq),
+        let lane = (seq % cx.publishers.max(1)) as usize;
+        if lane >= self.max_seq.len() {
+            self.max_seq.resize(lane + 1, 0);
+        }
+        if seq < self.max_seq[lane] {
+            st.ooo += 1;
+        } else {
+            self.max_seq[lane] = seq + 1;
         }
     }
 }

@@ -33,8 +33,8 @@ pub fn entry(args: &[String]) -> i32 {
     }
 }
 
-/// Reads commands ("report", "quit") from stdin on a thread; EOF means quit, so a dying
-/// harness never leaves workers behind.
+/// Reads commands ("report", "hold", "release", "close", "quit") from stdin on a thread;
+/// EOF means quit, so a dying harness never leaves workers behind.
 fn spawn_stdin_reader() -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -112,6 +112,7 @@ impl Worker {
         let mut cx = RxCtx {
             now: mono_ns(),
             epoch: self.spec.epoch,
+            publishers: self.spec.publishers as u64,
             transport: self.spec.transport,
             st: &mut self.st,
         };
@@ -144,6 +145,34 @@ impl Worker {
             r.map_err(|e| format!("epoll_ctl: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Closes every subscriber from the client side, half with a normal close (FIN) and
+    /// half with a reset (RST, `SO_LINGER` 0), as browsers and crashed clients leave.
+    /// Subscriber g resets when `g % channels + g / channels` is odd: half of them, and
+    /// on every channel the two kinds alternate (g % 2 alone would give whole channels
+    /// one kind when the channel count is even). Returns (FIN, RST) counts; nothing is
+    /// opened afterwards.
+    fn close_all(&mut self) -> (u64, u64) {
+        let (mut fin, mut rst) = (0, 0);
+        let c = self.spec.channels;
+        self.next = self.spec.count;
+        for i in 0..self.subs.len() {
+            let Some(mut sub) = self.subs[i].take() else {
+                continue;
+            };
+            let _ = self.poll.registry().deregister(&mut sub.sock);
+            let g = self.spec.first + i;
+            if (g % c + g / c) % 2 == 1 {
+                // Linger on with a zero timeout: close() sends RST and drops the socket.
+                let _ = socket2::SockRef::from(&sub.sock).set_linger(Some(Duration::ZERO));
+                rst += 1;
+            } else {
+                fin += 1;
+            }
+        }
+        self.in_flight = 0;
+        (fin, rst)
     }
 
     fn sweep_timeouts(&mut self) {
@@ -217,6 +246,10 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
         while let Ok(cmd) = commands.try_recv() {
             match cmd.trim() {
                 "report" => emit(&w.st.report()),
+                "close" => {
+                    let (fin, rst) = w.close_all();
+                    emit(&json!({"ev": "closed", "fin": fin, "rst": rst}));
+                }
                 "hold" => {
                     w.watch_all(false)?;
                     held = true;

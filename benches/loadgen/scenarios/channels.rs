@@ -8,7 +8,7 @@ use super::delivery::{score_delivery, setup_delivery};
 use super::{per_sec, put, Ctx, Metrics, Scenario};
 use crate::client::pool::SubPlan;
 use crate::client::Transport;
-use crate::publish::{publish_parallel, Body, PubJob};
+use crate::publish::{publish_parallel, Body, PubJob, PublishMode};
 use crate::Res;
 
 /// xorshift64*: deterministic channel choice for the channels scenario.
@@ -22,14 +22,15 @@ fn next_rand(s: &mut u64) -> u64 {
 pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
     let o = ctx.opts;
     let (n, msgs, c) = (
-        o.subscribers(),
+        o.subscribers(Scenario::Channels),
         o.message_count(Scenario::Channels),
-        o.channels,
+        o.channel_count(Scenario::Channels),
     );
     let plan = SubPlan {
         transport,
         total: n,
         channels: c,
+        publishers: 1,
     };
     let mut d = setup_delivery(ctx, &plan)?;
     // Subscriber i listens on channel i % c.
@@ -43,12 +44,13 @@ pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
     let base = PubJob {
         addr: d.server.addr,
         msgs: list,
+        mode: PublishMode::Pipelined,
         rate: None,
         epoch: ctx.epoch,
         size: o.size,
         timeout: Duration::from_secs(o.wait_s),
     };
-    let out = publish_parallel(base, o.publishers);
+    let out = publish_parallel(base, o.publisher_conns(Scenario::Channels));
     let pub_span = out.last_reply.saturating_sub(out.first_write).max(1);
     let mut m = Metrics::new();
     put(&mut m, "publishes_per_s", per_sec(out.ok as f64, pub_span));

@@ -3,20 +3,21 @@
 
 use std::time::Duration;
 
-use super::{cpu_us_per, ms, per_sec, put, Ctx, Metrics};
+use super::{cpu_us_per, ms, per_sec, put, Ctx, Metrics, Scenario};
 use crate::client::pool::{Pool, SubPlan};
 use crate::client::Transport;
 use crate::peers::Server;
 use crate::Res;
 
 pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
-    let n = ctx.opts.subscribers();
+    let n = ctx.opts.subscribers(Scenario::ConnectRate);
     let server = Server::start(ctx)?;
     let cpu0 = server.cpu_secs()?;
     let plan = SubPlan {
         transport,
         total: n,
         channels: 1,
+        publishers: 1,
     };
     let mut pool = Pool::spawn(ctx, server.addr, &plan)?;
     pool.wait_connected(n, Duration::from_secs(120))?;

@@ -58,6 +58,8 @@ pub(super) fn score_delivery(
         "publish_replies_ms",
         ms(out.last_reply.saturating_sub(out.first_write)),
     );
+    // The whole job as a user sees it: first publish sent → last subscriber served.
+    put(&mut m, "last_delivery_ms", ms(span));
     put(&mut m, "delivered", r.agg.recv as f64);
     put(
         &mut m,

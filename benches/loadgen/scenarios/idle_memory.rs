@@ -63,6 +63,7 @@ fn idle_point(ctx: &Ctx, transport: Transport, n: usize) -> Res<IdlePoint> {
         transport,
         total: n,
         channels: 1,
+        publishers: 1,
     };
     let (mut pool, a) = subscribe_all(ctx, server.addr, &plan)?;
     thread::sleep(Duration::from_millis(500));

@@ -4,9 +4,11 @@
 //! anything is measured (the same way for every peer, with no reliance on a /status format).
 
 mod channels;
+mod churn;
 mod connect_rate;
 mod delivery;
 mod fanout;
+mod fit;
 mod held;
 mod idle_memory;
 
@@ -17,7 +19,7 @@ use crate::cli::{Opts, USAGE};
 use crate::client::pool::{Agg, Pool, SubPlan};
 use crate::client::Transport;
 use crate::peers::Peer;
-use crate::publish::{publish, Body, PubJob};
+use crate::publish::{publish, Body, PubJob, PublishMode};
 use crate::Res;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -26,6 +28,7 @@ pub enum Scenario {
     Fanout,
     Channels,
     ConnectRate,
+    Churn,
 }
 
 impl Scenario {
@@ -35,11 +38,13 @@ impl Scenario {
             "fanout" => vec![Scenario::Fanout],
             "channels" => vec![Scenario::Channels],
             "connect-rate" => vec![Scenario::ConnectRate],
+            "churn" => vec![Scenario::Churn],
             "all" => vec![
                 Scenario::IdleMemory,
                 Scenario::Fanout,
                 Scenario::Channels,
                 Scenario::ConnectRate,
+                Scenario::Churn,
             ],
             _ => return Err(format!("unknown scenario {s:?}\n{USAGE}")),
         })
@@ -51,13 +56,14 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Channels => "channels",
             Scenario::ConnectRate => "connect-rate",
+            Scenario::Churn => "churn",
         }
     }
 
     pub fn default_transports(self) -> Vec<Transport> {
         match self {
             Scenario::IdleMemory | Scenario::ConnectRate => vec![Transport::Sse, Transport::Ws],
-            Scenario::Fanout | Scenario::Channels => vec![Transport::Sse],
+            Scenario::Fanout | Scenario::Channels | Scenario::Churn => vec![Transport::Sse],
         }
     }
 }
@@ -72,38 +78,47 @@ pub struct Case {
 impl Case {
     pub fn label(&self, o: &Opts) -> String {
         let t = self.transport.name();
-        match self.scenario {
+        let (sc, subs) = (self.scenario, o.subscribers(self.scenario));
+        match sc {
             Scenario::IdleMemory => format!("idle-memory {t} at {:?} subscribers", o.sizes),
-            Scenario::Fanout => {
-                let mut mode = if o.burst {
-                    "burst".to_string()
-                } else {
-                    format!("paced {}/s", o.rate)
-                };
-                if o.hold_reads {
-                    mode.push_str(", reads held");
-                }
-                format!(
-                    "fanout {t} {} subs x {} msgs x {} B, {mode}",
-                    o.subscribers(),
-                    o.message_count(self.scenario),
-                    o.size
-                )
-            }
+            Scenario::Fanout => format!(
+                "fanout {t} {subs} subs, {} msgs of {} B, {}",
+                o.message_count(sc),
+                o.size,
+                fanout_pattern(o)
+            ),
             Scenario::Channels => format!(
-                "channels {t} {} subs / {} channels, {} msgs from {} publishers",
-                o.subscribers(),
-                o.channels,
-                o.message_count(self.scenario),
-                o.publishers
+                "channels {t} {subs} subs / {} channels, {} msgs from {} publishers",
+                o.channel_count(sc),
+                o.message_count(sc),
+                o.publisher_conns(sc)
             ),
             Scenario::ConnectRate => format!(
-                "connect-rate {t} {} subscriptions, {} in flight",
-                o.subscribers(),
+                "connect-rate {t} {subs} subscriptions, {} in flight",
                 o.concurrency
+            ),
+            Scenario::Churn => format!(
+                "churn {t} {subs} subs / {} channels x {} rounds, half FIN half RST",
+                o.channel_count(sc),
+                o.rounds
             ),
         }
     }
+}
+
+/// How fanout publishes, in words, e.g. "4 publishers waiting, paced 40/s offered".
+fn fanout_pattern(o: &Opts) -> String {
+    let p = o.publisher_conns(Scenario::Fanout);
+    let plural = if p == 1 { "" } else { "s" };
+    let pace = if o.burst {
+        "back to back".to_string()
+    } else if p > 1 {
+        format!("paced {}/s offered", o.rate)
+    } else {
+        format!("paced {}/s", o.rate)
+    };
+    let held = if o.hold_reads { ", reads held" } else { "" };
+    format!("{p} publisher{plural} {}, {pace}{held}", o.publish.name())
 }
 
 /// What one run of a case gets: the options, the harness's clock epoch (payload times are
@@ -144,6 +159,7 @@ pub fn run_case(ctx: &Ctx, case: Case) -> Res<Metrics> {
         Scenario::Fanout => fanout::run(ctx, case.transport),
         Scenario::Channels => channels::run(ctx, case.transport),
         Scenario::ConnectRate => connect_rate::run(ctx, case.transport),
+        Scenario::Churn => churn::run(ctx, case.transport),
     }
 }
 
@@ -167,6 +183,7 @@ fn warm_job(ctx: &Ctx, addr: SocketAddr, channels: usize) -> PubJob {
     PubJob {
         addr,
         msgs: (0..channels as u32).map(|c| (c, Body::Warm)).collect(),
+        mode: PublishMode::Pipelined,
         rate: None,
         epoch: ctx.epoch,
         size: 0,
