@@ -9,6 +9,7 @@
 //! The public surface is [`Server`], [`Handle`] and [`Config`]; everything
 //! else is internal (`pub(crate)`), so the compiler reports what is unused.
 
+mod auth;
 mod config;
 mod http;
 mod logging;
@@ -26,4 +27,10 @@ pub use server::{Handle, Server};
 #[doc(hidden)]
 pub mod bench {
     pub use crate::reactor::timer::{Entry, TimerWheel};
+}
+
+/// Signed channel tokens, for the `crier token` command; not part of the API.
+#[doc(hidden)]
+pub mod token_api {
+    pub use crate::auth::token::*;
 }

@@ -6,6 +6,10 @@
 #
 #   promtool  target/test-tools/bin/promtool, taken from Debian's
 #             `prometheus` package without installing it (no service starts)
+#   php, node, python3
+#             run the token minting examples (docs/examples/tokens/) in
+#             tests/tokens_cli.rs; Debian's php-cli, nodejs and python3,
+#             installed only when the command is missing
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${CARGO_TARGET_DIR:-$ROOT/target}/test-tools"
@@ -23,4 +27,19 @@ if [ ! -x "$TOOLS/bin/promtool" ]; then
   cp "$tmp/x/usr/bin/promtool" "$TOOLS/bin/promtool"
   rm -rf "$tmp"
 fi
+# apt_install PACKAGE...: install, refreshing the package lists only when
+# the first try fails (a fresh machine has none).
+apt_install() {
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  }
+}
+for pair in php:php-cli node:nodejs python3:python3; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    echo "== $cmd (Debian's $pkg)"
+    apt_install "$pkg"
+  fi
+done
 echo "test tools ready in $TOOLS/bin"

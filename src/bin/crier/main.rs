@@ -1,7 +1,9 @@
 //! The `crier` command: flags and config file, start, signals.
 //!
-//! `--check-host N` runs [`hostcheck`] instead of the server; it lives with
-//! the command, not in the library, because the server never uses it.
+//! `--check-host N` runs [`hostcheck`] instead of the server, and
+//! `crier token …` mints or checks a signed channel token ([`token`]); both
+//! live with the command, not in the library, because the server never
+//! uses them. With no subcommand, `crier [flags]` serves, as it always did.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -11,13 +13,18 @@ use std::time::{Duration, Instant};
 use crier::{Config, Overrides, Server};
 
 mod hostcheck;
+mod token;
 
 /// crier — a push-stream edge server. Publish with
 /// `curl -d hello 'http://127.0.0.1:8080/pub?id=news'`, subscribe with
 /// `curl -N http://127.0.0.1:8080/ev/news`.
 #[derive(Parser, Debug)]
-#[command(name = "crier", version, about, long_about = None)]
+// args_conflicts_with_subcommands: server flags before `token` would be
+// silently ignored, so refuse them instead.
+#[command(name = "crier", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML config file; keys are the long flag names (flags win).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -29,8 +36,24 @@ struct Cli {
     overrides: Overrides,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Mint a signed channel token, or check one (docs/TOKENS.md).
+    ///
+    /// Mint:  crier token --key KEY --channels 'news,chat-*' [--publish 'chat-*'] [--ttl 3600]
+    /// Check: crier token --key KEY [--key OLD_KEY] --check TOKEN
+    ///
+    /// Minting prints the token alone on stdout. --check prints what the
+    /// token says and "valid" (exit 0), or "refused: REASON" (exit 1).
+    #[command(verbatim_doc_comment)]
+    Token(token::TokenArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Token(args)) = cli.command {
+        return token::run(args);
+    }
     if let Some(n) = cli.check_host {
         return hostcheck::run(n);
     }
