@@ -9,6 +9,28 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::auth::cidr::NetList;
+use crate::auth::origin::AllowedOrigins;
+use crate::auth::policy::AccessPolicy;
+pub use crate::auth::secret::Secret;
+use crate::auth::token::{Pattern, TokenKeys};
+
+/// Environment variables that may hold secrets, so they need not appear in
+/// a command line (visible in the process list) or a config file.
+const SECRET_ENV: [(&str, SecretSetting); 3] = [
+    ("CRIER_PUBLISH_SECRET", SecretSetting::Publish),
+    ("CRIER_STATUS_SECRET", SecretSetting::Status),
+    ("CRIER_SUBSCRIBE_KEY", SecretSetting::SubscribeKey),
+];
+
+/// The settings that hold secrets.
+#[derive(Debug, Clone, Copy)]
+enum SecretSetting {
+    Publish,
+    Status,
+    SubscribeKey,
+}
+
 /// Declares the settings table once so the struct, the TOML keys, the CLI
 /// flags and the merge code cannot drift apart.
 macro_rules! settings {
@@ -54,12 +76,34 @@ settings! {
     backlog: u32 = 4096;
     /// Log level: error, warn, info, debug or trace [default: info].
     log_level: String = "info".to_string();
-    /// Value of Access-Control-Allow-Origin on every response; empty = header not sent [default: *].
-    allow_origin: String = "*".to_string();
+    /// Browser origins allowed: `*`, or a comma list (`https://a.example,http://localhost:3000`). Drives CORS on every response and the WebSocket Origin check (others → 403); empty = no browser origin [default: *].
+    allow_origins: String = "*".to_string();
+    /// Publish secret: publishing and DELETE need `Authorization: Bearer SECRET`. Repeat to rotate without downtime; also env CRIER_PUBLISH_SECRET (comma-separated) [default: none].
+    publish_secret: Vec<Secret> = Vec::new();
+    /// Networks allowed to publish and DELETE (`10.0.0.0/8,::1`); empty = any [default: empty].
+    publish_allow: String = String::new();
+    /// Secret that opens /status, /metrics, GET /pub and the $status stream from outside `status-allow` (Bearer or ?token=). Repeatable; also env CRIER_STATUS_SECRET [default: none].
+    status_secret: Vec<Secret> = Vec::new();
+    /// Networks that may read /status, /metrics, GET /pub and $status without a secret [default: 127.0.0.0/8,::1].
+    status_allow: String = "127.0.0.0/8,::1".to_string();
+    /// Key for signed subscriber tokens (HMAC-SHA256 JWT, docs/TOKENS.md), at least 32 bytes. Repeatable for rotation; also env CRIER_SUBSCRIBE_KEY [default: none].
+    subscribe_key: Vec<Secret> = Vec::new();
+    /// Channels that need a token covering them: comma list of names or `prefix*` (`*` = all); needs subscribe-key [default: empty].
+    private_channels: String = String::new();
+    /// Most open connections from one IP address; more get a fast 429; 0 = unlimited [default: 0].
+    max_connections_per_ip: usize = 0;
+    /// Longest request line (method, target, version) in bytes; more → 414 [default: 4096].
+    max_request_line: usize = 4096;
     /// Largest request head (request line + headers) in bytes; more → 431 [default: 8192].
     max_header_bytes: usize = 8192;
-    /// Largest message: publish body (→ 413) and WebSocket message (→ close 1009) [default: 1048576].
+    /// Most header fields in a request (at most 128); more → 431 [default: 64].
+    max_headers: usize = 64;
+    /// Largest message: publish body (→ 413) and WebSocket message, also after inflation (→ close 1009) [default: 1048576].
     max_message_size: usize = 1 << 20;
+    /// Largest single WebSocket frame from a client (→ close 1009) [default: 1048576].
+    max_frame_size: usize = 1 << 20;
+    /// Longest channel id in bytes (at most 128); longer → 400 [default: 128].
+    max_channel_id: usize = 128;
     /// Bytes appended to each message on raw /sub streams so `curl -N` prints one per line; may be empty [default: "\n"].
     stream_separator: String = "\n".to_string();
     /// Let WebSocket subscribers publish: their messages go to the channels they are subscribed to [default: false].
@@ -150,10 +194,90 @@ impl Config {
         if self.max_queued_bytes < 1024 {
             return Err("max-queued-bytes must be at least 1024".into());
         }
-        if self.allow_origin.contains(['\r', '\n']) {
-            return Err("allow-origin must be a single header value".into());
+        if self.max_headers == 0 || self.max_headers > crate::http::request::MAX_HEADER_SLOTS {
+            return Err("max-headers must be between 1 and 128".into());
         }
+        // A request line longer than max-header-bytes is refused by that
+        // limit anyway (431); this one only gives the clearer 414 earlier.
+        if self.max_request_line < 64 {
+            return Err("max-request-line must be at least 64".into());
+        }
+        if self.max_frame_size == 0 {
+            return Err("max-frame-size must be at least 1".into());
+        }
+        if self.max_channel_id == 0 || self.max_channel_id > crate::pubsub::channel::MAX_CHANNEL_ID
+        {
+            return Err("max-channel-id must be between 1 and 128".into());
+        }
+        self.access_policy()?;
+        AllowedOrigins::parse(&self.allow_origins).map_err(|e| format!("allow-origins: {e}"))?;
         Ok(())
+    }
+
+    /// Takes secrets from the environment (`lookup` is `std::env::var`):
+    /// each variable, when set, replaces what the file said; flags applied
+    /// afterwards still win. Values are comma-separated.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        for (var, setting) in SECRET_ENV {
+            let Some(value) = lookup(var) else {
+                continue;
+            };
+            let secrets: Vec<Secret> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect();
+            match setting {
+                SecretSetting::Publish => self.publish_secret = secrets,
+                SecretSetting::Status => self.status_secret = secrets,
+                SecretSetting::SubscribeKey => self.subscribe_key = secrets,
+            }
+        }
+    }
+
+    /// The access rules these settings describe.
+    pub fn access_policy(&self) -> Result<AccessPolicy, String> {
+        let nets =
+            |name: &str, list: &str| NetList::parse(list).map_err(|e| format!("{name}: {e}"));
+        let tokens = if self.subscribe_key.is_empty() {
+            None
+        } else {
+            let keys = self.subscribe_key.iter().map(Secret::expose);
+            Some(TokenKeys::new(keys).map_err(|e| format!("subscribe-key: {e}"))?)
+        };
+        let private = self
+            .private_channels
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                Pattern::parse(p).map_err(|_| {
+                    format!("private-channels: {p:?} is not a channel id or prefix* pattern")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !private.is_empty() && tokens.is_none() {
+            return Err(
+                "private-channels needs subscribe-key (tokens cannot be checked without it)".into(),
+            );
+        }
+        for (name, list) in [
+            ("publish-secret", &self.publish_secret),
+            ("status-secret", &self.status_secret),
+        ] {
+            if list.iter().any(|s| s.expose().is_empty()) {
+                return Err(format!("{name} must not be empty"));
+            }
+        }
+        Ok(AccessPolicy {
+            publish_secrets: self.publish_secret.clone(),
+            publish_allow: nets("publish-allow", &self.publish_allow)?,
+            status_secrets: self.status_secret.clone(),
+            status_allow: nets("status-allow", &self.status_allow)?,
+            tokens,
+            private,
+        })
     }
 
     /// The number of reactor threads to run (resolves 0 to the core count).
@@ -181,5 +305,49 @@ mod tests {
     #[test]
     fn defaults_validate() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn secrets_come_from_file_env_and_flags_and_never_print() {
+        let mut cfg: Config =
+            toml::from_str("publish-secret = [\"from-file-1\", \"from-file-2\"]").unwrap();
+        assert_eq!(cfg.publish_secret.len(), 2);
+        cfg.apply_env(|v| (v == "CRIER_STATUS_SECRET").then(|| "s1, s2".to_string()));
+        assert_eq!(
+            cfg.publish_secret.len(),
+            2,
+            "unset variables change nothing"
+        );
+        assert_eq!(
+            cfg.status_secret,
+            vec![Secret::new("s1"), Secret::new("s2")]
+        );
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("from-file") && !shown.contains("s1"),
+            "{shown}"
+        );
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn access_settings_are_checked_at_start() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.publish_allow = "10.0.0.0/33".into()).contains("publish-allow"));
+        assert!(bad(|c| c.private_channels = "a*".into()).contains("subscribe-key"));
+        assert!(bad(|c| c.subscribe_key = vec![Secret::new("short")]).contains("subscribe-key"));
+        assert!(bad(|c| c.allow_origins = "example.com".into()).contains("allow-origins"));
+        assert!(bad(|c| c.max_headers = 500).contains("max-headers"));
+        let ok = Config {
+            subscribe_key: vec![Secret::new("k".repeat(32))],
+            private_channels: "private-*, user:*".into(),
+            ..Default::default()
+        };
+        let policy = ok.access_policy().unwrap();
+        assert!(policy.is_private("private-x") && !policy.is_private("news"));
     }
 }

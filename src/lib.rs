@@ -19,7 +19,7 @@ mod reactor;
 mod server;
 mod status;
 
-pub use config::{Config, Overrides};
+pub use config::{Config, Overrides, Secret};
 pub use logging::init as init_logging;
 pub use server::{Handle, Server};
 

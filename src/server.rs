@@ -9,14 +9,14 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::auth::origin::AllowedOrigins;
 use crate::config::Config;
-use crate::http::response::ResponseOptions;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
 use crate::pubsub::bus;
 use crate::pubsub::hub::{Hub, HubSettings};
 use crate::pubsub::store::StoreLimits;
-use crate::reactor::{Reactor, ReactorSetup, Shared, WAKER};
+use crate::reactor::{PerIpConnections, Reactor, ReactorSetup, Shared, WAKER};
 use crate::status::Stats;
 
 /// Entry point for embedding and tests.
@@ -87,9 +87,13 @@ impl Server {
             },
             pings: Pings::new(config.stream_ping.as_bytes()),
             open_connections: AtomicUsize::new(0),
-            responses: ResponseOptions {
-                allow_origin: config.allow_origin.clone(),
-            },
+            origins: AllowedOrigins::parse(&config.allow_origins)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+            policy: config
+                .access_policy()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            per_ip: (config.max_connections_per_ip > 0)
+                .then(|| PerIpConnections::new(config.max_connections_per_ip)),
             stats: Stats::new(workers),
             config,
         });

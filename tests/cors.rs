@@ -69,24 +69,79 @@ fn preflight_is_204_with_allow_methods() {
 }
 
 #[test]
-fn configured_origin_and_disabled_cors() {
-    let server = start_with(1, |c| c.allow_origin = "https://app.example".into());
+fn an_origin_list_echoes_listed_origins_only() {
+    let server = start_with(1, |c| {
+        c.allow_origins = "https://app.example, http://localhost:3000".into()
+    });
     let addr = server.addr();
-    let sse = SseClient::connect(addr, "/ev/o");
+    let sse = SseClient::connect_with(addr, "/ev/o", "Origin: https://app.example\r\n");
     assert_eq!(
         sse.head.header("access-control-allow-origin"),
         Some("https://app.example")
     );
-    let r = send(agent().post(&url(addr, "/pub?id=o")), b"x");
+    assert_eq!(sse.head.header("vary"), Some("Origin"));
+    let r = send(
+        agent()
+            .post(&url(addr, "/pub?id=o"))
+            .set("Origin", "http://localhost:3000"),
+        b"x",
+    );
     assert_eq!(
         r.header("access-control-allow-origin"),
-        Some("https://app.example")
+        Some("http://localhost:3000")
     );
+    // Not listed, or no Origin at all: no grant, but the answer still varies.
+    for origin in [Some("https://evil.example"), None] {
+        let mut req = agent().get(&url(addr, "/status"));
+        if let Some(o) = origin {
+            req = req.set("Origin", o);
+        }
+        let r = call(req);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.header("access-control-allow-origin"), None, "{origin:?}");
+        assert_eq!(r.header("vary"), Some("Origin"));
+    }
+    let preflight = call(
+        agent()
+            .request("OPTIONS", &url(addr, "/pub?id=o"))
+            .set("Origin", "https://app.example")
+            .set("Access-Control-Request-Headers", "authorization"),
+    );
+    let allowed = preflight
+        .header("access-control-allow-headers")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    // The Fetch standard never lets `*` stand for Authorization: it is named.
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
 
-    let server = start_with(1, |c| c.allow_origin = String::new());
+    let server = start_with(1, |c| c.allow_origins = String::new());
     let addr = server.addr();
-    let sse = SseClient::connect(addr, "/ev/o");
+    let sse = SseClient::connect_with(addr, "/ev/o", "Origin: https://app.example\r\n");
     assert_eq!(sse.head.header("access-control-allow-origin"), None);
-    let r = send(agent().post(&url(addr, "/pub?id=o")), b"x");
-    assert_eq!(r.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn websocket_from_an_origin_not_listed_is_refused_before_101() {
+    let server = start_with(1, |c| c.allow_origins = "https://app.example".into());
+    let addr = server.addr();
+    let handshake = |origin: Option<&str>| {
+        let mut c = Conn::connect(addr);
+        let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        c.write(
+            format!(
+                "GET /ws/o HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+            )
+            .as_bytes(),
+        );
+        c.read_head()
+    };
+    let r = handshake(Some("https://evil.example"));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(handshake(Some("https://APP.example")).status, 101);
+    // A non-browser client sends no Origin and is not judged by it.
+    assert_eq!(handshake(None).status, 101);
+    let s = status(addr);
+    assert_eq!(num(&s, "/denied/origin"), 1, "{s}");
 }

@@ -8,8 +8,12 @@ use std::fmt;
 pub enum HttpError {
     /// Syntax or framing error (400). The text is short, ASCII, JSON-safe.
     Malformed(&'static str),
-    /// Head (or chunked trailer section) over its limit, or too many headers (431).
+    /// Request line over `max-request-line` (414).
+    RequestLineTooLong,
+    /// Head (or chunked trailer section) over its byte limit (431).
     HeadersTooLarge,
+    /// More header fields than `max-headers` (431).
+    TooManyHeaders,
     /// Body over `max_body_bytes` (413).
     BodyTooLarge,
     /// `Transfer-Encoding` other than exactly `chunked` (501).
@@ -21,7 +25,8 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::Malformed(_) => 400,
-            HttpError::HeadersTooLarge => 431,
+            HttpError::RequestLineTooLong => 414,
+            HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferEncoding => 501,
         }
@@ -32,7 +37,9 @@ impl HttpError {
     pub fn reason(&self) -> &'static str {
         match self {
             HttpError::Malformed(why) => why,
+            HttpError::RequestLineTooLong => "request line too long",
             HttpError::HeadersTooLarge => "request header fields too large",
+            HttpError::TooManyHeaders => "too many header fields",
             HttpError::BodyTooLarge => "request body too large",
             HttpError::UnsupportedTransferEncoding => "unsupported transfer-encoding",
         }
@@ -51,7 +58,7 @@ impl std::error::Error for HttpError {}
 /// Maps httparse's syntax errors to a 400 (or 431 for too many headers).
 pub(crate) fn from_httparse(err: httparse::Error) -> HttpError {
     match err {
-        httparse::Error::TooManyHeaders => HttpError::HeadersTooLarge,
+        httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
         httparse::Error::HeaderName => HttpError::Malformed("invalid header name"),
         httparse::Error::HeaderValue => HttpError::Malformed("invalid header value"),
         httparse::Error::NewLine => HttpError::Malformed("invalid line ending"),
@@ -69,12 +76,14 @@ mod tests {
     fn statuses_and_reasons() {
         let all = [
             HttpError::Malformed("bad thing"),
+            HttpError::RequestLineTooLong,
             HttpError::HeadersTooLarge,
+            HttpError::TooManyHeaders,
             HttpError::BodyTooLarge,
             HttpError::UnsupportedTransferEncoding,
         ];
         let statuses: Vec<u16> = all.iter().map(HttpError::status).collect();
-        assert_eq!(statuses, [400, 431, 413, 501]);
+        assert_eq!(statuses, [400, 414, 431, 431, 413, 501]);
         for e in &all {
             let r = e.reason();
             assert!(r.is_ascii() && !r.contains('"') && !r.contains('\\'));

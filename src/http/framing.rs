@@ -118,6 +118,7 @@ mod tests {
 
     fn lim() -> Limits {
         Limits {
+            max_request_line: 1024,
             max_header_bytes: 4096,
             max_headers: 16,
             max_body_bytes: 1000,

@@ -34,6 +34,23 @@ pub struct Headers<'a> {
     pub sec_websocket_extensions: Option<Cow<'a, str>>,
     /// `If-None-Match`: long-poll resume position.
     pub if_none_match: Option<Cow<'a, str>>,
+    /// `Origin`: the browser page's origin (CORS, WebSocket origin check).
+    pub origin: Option<Cow<'a, str>>,
+    /// `Authorization`: a publish or status secret, or a signed token.
+    pub authorization: Option<Cow<'a, str>>,
+}
+
+impl Headers<'_> {
+    /// The credential of `Authorization: Bearer CREDENTIAL` (scheme without
+    /// case, RFC 6750).
+    pub fn bearer(&self) -> Option<&str> {
+        let value = self.authorization.as_deref()?;
+        let (scheme, credential) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| credential.trim())
+            .filter(|c| !c.is_empty())
+    }
 }
 
 impl<'a> Headers<'a> {
@@ -56,10 +73,12 @@ impl<'a> Headers<'a> {
     /// Single-valued fields: the first occurrence wins.
     fn single_slot(&mut self, name: &str) -> Option<&mut Option<Cow<'a, str>>> {
         let slot = match name.len() {
+            6 if name.eq_ignore_ascii_case("origin") => &mut self.origin,
             7 if name.eq_ignore_ascii_case("upgrade") => &mut self.upgrade,
             10 if name.eq_ignore_ascii_case("event-type") => &mut self.event_type,
             12 if name.eq_ignore_ascii_case("content-type") => &mut self.content_type,
             13 if name.eq_ignore_ascii_case("last-event-id") => &mut self.last_event_id,
+            13 if name.eq_ignore_ascii_case("authorization") => &mut self.authorization,
             17 if name.eq_ignore_ascii_case("sec-websocket-key") => &mut self.sec_websocket_key,
             21 if name.eq_ignore_ascii_case("sec-websocket-version") => {
                 &mut self.sec_websocket_version
@@ -172,6 +191,24 @@ mod tests {
     fn non_utf8_value_is_lossy_and_trimmed() {
         let h = headers(&[("Event-Type", b" a\xffb\t")]);
         assert_eq!(h.event_type.as_deref(), Some("a\u{fffd}b"));
+    }
+
+    #[test]
+    fn bearer_credentials() {
+        let h = headers(&[("Authorization", b"Bearer  abc.def ")]);
+        assert_eq!(h.bearer(), Some("abc.def"));
+        assert_eq!(
+            headers(&[("Authorization", b"bearer x")]).bearer(),
+            Some("x")
+        );
+        assert_eq!(headers(&[("Authorization", b"Basic eA==")]).bearer(), None);
+        assert_eq!(headers(&[("Authorization", b"Bearer")]).bearer(), None);
+        assert_eq!(
+            headers(&[("Origin", b"https://a.example")])
+                .origin
+                .as_deref(),
+            Some("https://a.example")
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub const MAX_HEADER_SLOTS: usize = 128;
 /// an unbounded amount of memory before it is rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest request line (method, target, version), in bytes.
+    pub max_request_line: usize,
     /// Largest request head (request line + headers + blank line), in bytes.
     pub max_header_bytes: usize,
     /// Largest number of header fields in a head (at most [`MAX_HEADER_SLOTS`]).
@@ -112,6 +114,7 @@ pub fn parse_head<'a>(
         .max_headers
         .min(limits.max_header_bytes / 3 + 1)
         .min(MAX_HEADER_SLOTS);
+    check_request_line(buf, limits.max_request_line)?;
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut slots[..slot_count]);
     let consumed = match req.parse(buf) {
@@ -183,6 +186,22 @@ pub fn parse_head<'a>(
     Ok(Some((head, consumed)))
 }
 
+/// Refuses a request line longer than `max` before parsing the rest (a
+/// 414 says what was wrong, where a 431 for the whole head would not).
+/// Empty lines before the request line are skipped, as the parser does.
+fn check_request_line(buf: &[u8], max: usize) -> Result<(), HttpError> {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    if end > max {
+        return Err(HttpError::RequestLineTooLong);
+    }
+    Ok(())
+}
+
 /// Splits a request target into (path, query). Absolute-form
 /// (`http://host/p?q`, which proxies send) is reduced to its path, with `/`
 /// when the authority has none.
@@ -217,6 +236,7 @@ mod tests {
 
     fn lim() -> Limits {
         Limits {
+            max_request_line: 1024,
             max_header_bytes: 4096,
             max_headers: 16,
             max_body_bytes: 1000,
@@ -370,6 +390,27 @@ mod tests {
         };
         let one = b"GET / HTTP/1.1\r\nA: 1\r\n\r\n";
         assert!(parse_head(one, &l5).unwrap().is_some());
+    }
+
+    #[test]
+    fn request_line_limit() {
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(1100));
+        assert_eq!(parse(&long).unwrap_err(), HttpError::RequestLineTooLong);
+        // Refused as soon as the line is known to be too long.
+        assert_eq!(
+            parse(&long[..1030]).unwrap_err(),
+            HttpError::RequestLineTooLong
+        );
+        let fits = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(1000));
+        assert!(parse(&fits).unwrap().is_some());
+        assert_eq!(
+            parse("\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .0
+                .path,
+            "/"
+        );
     }
 
     #[test]

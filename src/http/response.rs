@@ -20,6 +20,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -30,21 +31,55 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Options shared by every response of a server.
-#[derive(Debug, Clone)]
-pub struct ResponseOptions {
-    /// `Access-Control-Allow-Origin` value; empty = not sent.
-    pub allow_origin: String,
+/// The CORS headers of one response, decided from the request's `Origin`
+/// and the configured origins (`auth::origin`). Owned, because some answers
+/// (a long-poll, a publish whose body was slow) are written after the
+/// request's bytes are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cors {
+    /// `Access-Control-Allow-Origin` value: `*` or the request's origin.
+    allow_origin: Option<Box<str>>,
+    /// The answer depends on `Origin` (an origin list is configured), so
+    /// shared caches must key on it.
+    vary: bool,
 }
 
-impl ResponseOptions {
-    fn cors(&self, head: &mut String) {
-        if !self.allow_origin.is_empty() {
-            let _ = write!(
-                head,
-                "Access-Control-Allow-Origin: {}\r\n",
-                self.allow_origin
-            );
+impl Cors {
+    /// `Access-Control-Allow-Origin: *`.
+    pub fn any() -> Cors {
+        Cors {
+            allow_origin: Some("*".into()),
+            vary: false,
+        }
+    }
+
+    /// The request's own origin, which is on the configured list.
+    pub fn echo(origin: &str) -> Cors {
+        Cors {
+            allow_origin: Some(origin.into()),
+            vary: true,
+        }
+    }
+
+    /// No CORS grant (origin missing or not listed), but the answer still
+    /// varies with `Origin`.
+    pub fn refused() -> Cors {
+        Cors {
+            allow_origin: None,
+            vary: true,
+        }
+    }
+
+    fn write(&self, head: &mut String) {
+        if let Some(origin) = &self.allow_origin {
+            // An origin with CR or LF would split the header; the request
+            // parser never lets one through, but the bytes go on the wire.
+            if !origin.contains(['\r', '\n']) {
+                let _ = write!(head, "Access-Control-Allow-Origin: {origin}\r\n");
+            }
+        }
+        if self.vary {
+            head.push_str("Vary: Origin\r\n");
         }
     }
 }
@@ -78,7 +113,7 @@ impl ReplyMode {
 /// A complete response with a body. `extra_headers` are full lines
 /// without the trailing CRLF.
 pub fn full(
-    opts: &ResponseOptions,
+    cors: &Cors,
     status: u16,
     content_type: &str,
     body: &[u8],
@@ -96,7 +131,7 @@ pub fn full(
         "Connection: close\r\n"
     });
     head.push_str("Cache-Control: no-cache\r\n");
-    opts.cors(&mut head);
+    cors.write(&mut head);
     for h in extra_headers {
         head.push_str(h);
         head.push_str("\r\n");
@@ -111,7 +146,7 @@ pub fn full(
 
 /// A JSON response.
 pub fn json(
-    opts: &ResponseOptions,
+    cors: &Cors,
     status: u16,
     body: &serde_json::Value,
     mode: ReplyMode,
@@ -120,7 +155,7 @@ pub fn json(
     let mut text = body.to_string();
     text.push('\n');
     full(
-        opts,
+        cors,
         status,
         "application/json",
         text.as_bytes(),
@@ -131,46 +166,46 @@ pub fn json(
 
 /// An error response with a JSON body.
 pub fn error(
-    opts: &ResponseOptions,
+    cors: &Cors,
     status: u16,
     message: &str,
     mode: ReplyMode,
     extra_headers: &[&str],
 ) -> Vec<u8> {
     let body = serde_json::json!({ "error": message, "status": status });
-    json(opts, status, &body, mode, extra_headers)
+    json(cors, status, &body, mode, extra_headers)
 }
 
 /// The head of an EventSource response; events follow until close.
-pub fn event_stream_head(opts: &ResponseOptions) -> Vec<u8> {
+pub fn event_stream_head(cors: &Cors) -> Vec<u8> {
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\
          Cache-Control: no-cache\r\nConnection: keep-alive\r\nX-Accel-Buffering: no\r\n",
     );
-    opts.cors(&mut head);
+    cors.write(&mut head);
     head.push_str("\r\n");
     head.into_bytes()
 }
 
 /// The head of a raw `/sub` stream: chunked for HTTP/1.1, close-delimited
 /// for HTTP/1.0 clients (which do not understand chunks).
-pub fn stream_head(opts: &ResponseOptions, content_type: &str, chunked: bool) -> Vec<u8> {
+pub fn stream_head(cors: &Cors, content_type: &str, chunked: bool) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
     if chunked {
         head.push_str("Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n");
     } else {
         head.push_str("Connection: close\r\n");
     }
-    opts.cors(&mut head);
+    cors.write(&mut head);
     head.push_str("\r\n");
     head.into_bytes()
 }
 
 /// The answer to a CORS preflight (`OPTIONS`), so browser pages on other
 /// origins may publish with custom headers such as `Event-Type`.
-pub fn preflight(opts: &ResponseOptions, mode: ReplyMode) -> Vec<u8> {
+pub fn preflight(cors: &Cors, mode: ReplyMode) -> Vec<u8> {
     full(
-        opts,
+        cors,
         204,
         "",
         b"",
@@ -192,11 +227,14 @@ mod tests {
 
     #[test]
     fn error_body_is_json_with_length() {
-        let opts = ResponseOptions {
-            allow_origin: "*".into(),
-        };
-        let r =
-            String::from_utf8(error(&opts, 404, "no such channel", ReplyMode::CLOSE, &[])).unwrap();
+        let r = String::from_utf8(error(
+            &Cors::any(),
+            404,
+            "no such channel",
+            ReplyMode::CLOSE,
+            &[],
+        ))
+        .unwrap();
         assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(r.contains("Access-Control-Allow-Origin: *\r\n"));
         assert!(r.contains("Connection: close\r\n"));
@@ -208,9 +246,7 @@ mod tests {
 
     #[test]
     fn head_only_keeps_the_length_and_drops_the_body() {
-        let opts = ResponseOptions {
-            allow_origin: String::new(),
-        };
+        let opts = Cors::default();
         let mode = ReplyMode {
             keep_alive: true,
             head_only: true,

@@ -57,6 +57,26 @@ pub struct RouteError {
     pub message: String,
     /// For 405: the `Allow` header value.
     pub allow: Option<&'static str>,
+    /// Which size limit was passed, if that is why.
+    pub limit: Option<RouteLimit>,
+}
+
+/// The size limits routing enforces (counted apart in `/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteLimit {
+    /// More channels than `max-channels-per-subscription`.
+    Channels,
+    /// A channel id longer than `max-channel-id`.
+    ChannelId,
+}
+
+/// The configured limits of one request's channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// Most channels one request may name.
+    pub max_channels: usize,
+    /// Longest channel id, in bytes (at most 128).
+    pub max_channel_id: usize,
 }
 
 impl RouteError {
@@ -65,6 +85,7 @@ impl RouteError {
             status,
             message: message.into(),
             allow: None,
+            limit: None,
         }
     }
 
@@ -73,38 +94,61 @@ impl RouteError {
             status: 405,
             message: format!("method not allowed; use {allow}"),
             allow: Some(allow),
+            limit: None,
+        }
+    }
+
+    fn too_many(max: usize) -> RouteError {
+        RouteError {
+            limit: Some(RouteLimit::Channels),
+            ..RouteError::new(400, format!("too many channels (at most {max})"))
         }
     }
 }
 
-fn channel_list(raw: &str, max: usize) -> Result<Vec<String>, RouteError> {
-    let mut ids: Vec<String> = Vec::new();
-    // `a/a` names one channel: a message is stored and counted once.
-    for id in raw.split('/') {
-        if !ids.iter().any(|seen| seen == id) {
-            ids.push(id.to_string());
+impl RouteLimits {
+    /// Checks one channel id against the id rule and the length limit.
+    fn check(&self, id: &str) -> Result<(), RouteError> {
+        if id.len() > self.max_channel_id {
+            return Err(RouteError {
+                limit: Some(RouteLimit::ChannelId),
+                ..RouteError::new(
+                    400,
+                    format!(
+                        "channel id too long (at most {} bytes)",
+                        self.max_channel_id
+                    ),
+                )
+            });
         }
-    }
-    if ids.len() > max {
-        return Err(RouteError::new(
-            400,
-            format!("too many channels (at most {max})"),
-        ));
-    }
-    for id in &ids {
         if !valid_channel_id(id) {
-            return Err(bad_channel(id));
+            let shown: String = id.chars().take(64).collect();
+            return Err(RouteError::new(
+                400,
+                format!(
+                    "invalid channel id {shown:?}: use 1-128 characters of A-Z a-z 0-9 _ . : @ -"
+                ),
+            ));
         }
+        Ok(())
     }
-    Ok(ids)
-}
 
-fn bad_channel(id: &str) -> RouteError {
-    let shown: String = id.chars().take(64).collect();
-    RouteError::new(
-        400,
-        format!("invalid channel id {shown:?}: use 1-128 characters of A-Z a-z 0-9 _ . : @ -"),
-    )
+    fn channel_list(&self, raw: &str) -> Result<Vec<String>, RouteError> {
+        let mut ids: Vec<String> = Vec::new();
+        // `a/a` names one channel: a message is stored and counted once.
+        for id in raw.split('/') {
+            if !ids.iter().any(|seen| seen == id) {
+                if ids.len() == self.max_channels {
+                    return Err(RouteError::too_many(self.max_channels));
+                }
+                ids.push(id.to_string());
+            }
+        }
+        for id in &ids {
+            self.check(id)?;
+        }
+        Ok(ids)
+    }
 }
 
 /// Splits `news.b5` into (`news`, 5); other names have no backtrack.
@@ -118,9 +162,8 @@ fn parse_backtrack(segment: &str) -> (&str, usize) {
     (segment, 0)
 }
 
-/// Routes a request. `max_channels` bounds how many channels one request
-/// may name.
-pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteError> {
+/// Routes a request within `limits`.
+pub fn route(head: &RequestHead, limits: &RouteLimits) -> Result<Route, RouteError> {
     let path = head.path;
     if head.method == Method::Options {
         return match path {
@@ -134,7 +177,7 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
         // sense on subscribe paths, which never end.
         let mut as_get = head.clone();
         as_get.method = Method::Get;
-        return match route(&as_get, max_channels)? {
+        return match route(&as_get, limits)? {
             Route::Subscribe { .. } => Err(RouteError::method("GET, OPTIONS")),
             r => Ok(r),
         };
@@ -143,11 +186,9 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
         let raw = query_param(head.query, "id")
             .ok_or_else(|| RouteError::new(400, "missing channel: use /pub?id=CHANNEL"))?;
         return match head.method {
-            Method::Post | Method::Put => Ok(Route::Publish(channel_list(&raw, max_channels)?)),
+            Method::Post | Method::Put => Ok(Route::Publish(limits.channel_list(&raw)?)),
             Method::Get | Method::Delete => {
-                if !valid_channel_id(&raw) {
-                    return Err(bad_channel(&raw));
-                }
+                limits.check(&raw)?;
                 Ok(if head.method == Method::Get {
                     Route::ChannelInfo(raw)
                 } else {
@@ -165,8 +206,11 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
             return Ok(Route::Metrics);
         }
         return match query_param(head.query, "id") {
-            Some(id) if !valid_channel_id(&id) => Err(bad_channel(&id)),
-            id => Ok(Route::Status(id)),
+            Some(id) => {
+                limits.check(&id)?;
+                Ok(Route::Status(Some(id)))
+            }
+            None => Ok(Route::Status(None)),
         };
     }
     if let Some((transport, rest)) = subscribe_prefix(path) {
@@ -178,18 +222,13 @@ pub fn route(head: &RequestHead, max_channels: usize) -> Result<Route, RouteErro
             return Err(RouteError::new(400, "missing channel in path"));
         }
         let segments: Vec<&str> = rest.split('/').collect();
-        if segments.len() > max_channels {
-            return Err(RouteError::new(
-                400,
-                format!("too many channels (at most {max_channels})"),
-            ));
+        if segments.len() > limits.max_channels {
+            return Err(RouteError::too_many(limits.max_channels));
         }
         let mut channels: Vec<ChannelRequest> = Vec::with_capacity(segments.len());
         for seg in segments {
             let (name, backtrack) = parse_backtrack(seg);
-            if !valid_channel_id(name) {
-                return Err(bad_channel(name));
-            }
+            limits.check(name)?;
             if !channels.iter().any(|c| c.name == name) {
                 channels.push(ChannelRequest {
                     name: name.to_string(),
@@ -251,6 +290,7 @@ mod tests {
     use crate::http::request::{parse_head, Limits};
 
     const LIMITS: Limits = Limits {
+        max_request_line: 1024,
         max_header_bytes: 8192,
         max_headers: 64,
         max_body_bytes: 1 << 20,
@@ -258,8 +298,13 @@ mod tests {
 
     fn route_of(req: &str) -> Result<Route, RouteError> {
         let (head, _) = parse_head(req.as_bytes(), &LIMITS).unwrap().unwrap();
-        route(&head, 16)
+        route(&head, &ROUTE_LIMITS)
     }
+
+    const ROUTE_LIMITS: RouteLimits = RouteLimits {
+        max_channels: 16,
+        max_channel_id: 128,
+    };
 
     fn get(path: &str) -> Result<Route, RouteError> {
         route_of(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::envelope::{channel_deleted_json, missed_json};
 use super::format::WireFormat;
-use super::ws::error::{CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
+use super::ws::error::{CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOKEN_EXPIRED};
 use super::ws::frame::EMPTY_PING;
 use super::ws::{encode_close, encode_frame, Opcode};
 use super::{sse, stream};
@@ -78,6 +78,25 @@ pub fn slow_consumer(format: WireFormat) -> Option<Vec<u8>> {
     format
         .is_websocket()
         .then(|| encode_close(CLOSE_POLICY, "slow consumer"))
+}
+
+/// Tells the subscriber the token it subscribed with expired; the
+/// connection then closes (docs/TOKENS.md): SSE `event: token_expired`,
+/// WebSocket close 4001, chunked streams a JSON line (JSON mode) and their
+/// last chunk.
+pub fn token_expired(format: WireFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        WireFormat::Sse => sse::encode_event(None, Some("token_expired"), b"", &mut out),
+        WireFormat::StreamChunked => out.extend_from_slice(stream::LAST_CHUNK),
+        WireFormat::StreamJson => {
+            stream::encode_chunk(br#"{"event":"token_expired"}"#, b"\n", &mut out);
+            out.extend_from_slice(stream::LAST_CHUNK);
+        }
+        WireFormat::WebSocket { .. } => out = encode_close(CLOSE_TOKEN_EXPIRED, "token expired"),
+        WireFormat::StreamRaw | WireFormat::LongPoll => {}
+    }
+    out
 }
 
 /// Tells the subscriber its channel was deleted; the connection then closes.
@@ -157,6 +176,16 @@ mod tests {
         assert!(goodbye(WireFormat::LongPoll, 1).is_empty());
         assert_eq!(&slow_consumer(WS).unwrap()[2..4], 1008u16.to_be_bytes());
         assert!(slow_consumer(WireFormat::Sse).is_none());
+    }
+
+    #[test]
+    fn token_expired_signals() {
+        assert_eq!(
+            token_expired(WireFormat::Sse),
+            b"event: token_expired\ndata: \n\n"
+        );
+        assert_eq!(&token_expired(WS)[2..4], 4001u16.to_be_bytes());
+        assert!(token_expired(WireFormat::StreamJson).ends_with(stream::LAST_CHUNK));
     }
 
     #[test]

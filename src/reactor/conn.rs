@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use super::local::SubList;
 use super::outqueue::OutQueue;
+use super::per_ip::IpKey;
 use super::timer::{TimerId, NO_TIMER};
 use crate::http::chunked::BodyReader;
-use crate::http::response::ReplyMode;
+use crate::http::response::{Cors, ReplyMode};
 use crate::proto::ws::MessageReader;
 use crate::proto::WireFormat;
 use crate::pubsub::message::Message;
@@ -42,6 +43,8 @@ pub struct Conn {
     pub timer: TimerId,
     /// Tick of the last write to the socket (pings go to silent ones).
     pub last_write: u32,
+    /// The peer's `max-connections-per-ip` key (0 = not counted).
+    pub ip_key: IpKey,
     pub flags: ConnFlags,
 }
 
@@ -61,6 +64,9 @@ pub struct ConnFlags {
     pub read_paused: bool,
     /// Server is draining: finish the current request, then close.
     pub draining: bool,
+    /// The subscriber's `lifetime_end` is its token's expiry: it is told
+    /// the token expired rather than asked to reconnect.
+    pub token_expiry: bool,
 }
 
 /// Input bytes not consumed yet. Boxed so that the common case, nothing
@@ -98,6 +104,7 @@ pub enum Role {
 /// what of the head must outlive the read buffer it was parsed from.
 pub struct PendingPublish {
     pub channels: Vec<String>,
+    pub cors: Cors,
     pub event_type: Option<String>,
     pub content_type: Option<String>,
     pub mode: ReplyMode,
@@ -129,6 +136,9 @@ pub struct WsState {
     pub reader: MessageReader,
     /// We sent a close frame: the connection ends once it is flushed.
     pub close_sent: bool,
+    /// Which of its channels the client may publish to (with `ws-publish`),
+    /// decided at the handshake, in subscription order.
+    pub may_publish: Box<[bool]>,
     /// Tick by which our outstanding ping must be answered (0 = none).
     pub pong_due: u32,
 }
@@ -136,6 +146,8 @@ pub struct WsState {
 /// A waiting long-poll request.
 #[derive(Debug)]
 pub struct LongPollWait {
+    /// The CORS headers of the answer (the request is gone by then).
+    pub cors: Cors,
     /// Messages that arrived since the poll started (answered together).
     pub messages: Vec<Arc<Message>>,
     /// Already queued for an answer at the end of this loop turn.
@@ -208,6 +220,7 @@ impl Conn {
             deadline: 0,
             timer: NO_TIMER,
             last_write: 0,
+            ip_key: 0,
             flags: ConnFlags::default(),
         }
     }

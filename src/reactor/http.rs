@@ -6,23 +6,21 @@ use bytes::Bytes;
 
 use super::conn::{PendingPublish, Role};
 use super::subscribe::NewSubscriber;
+use super::subscribe::SubscriberAccess;
 use super::timer::secs_to_ticks;
 use super::Reactor;
 use crate::http::chunked::BodyReader;
-use crate::http::request::{parse_head, BodyKind, Limits, Method, RequestHead};
-use crate::http::response::{self, ReplyMode};
-use crate::http::route::{route, Route, SubTransport, Subscription};
+use crate::http::request::{parse_head, BodyKind, HttpError, Limits, Method, RequestHead};
+use crate::http::response::{self, Cors, ReplyMode};
+use crate::http::route::{route, Route, RouteLimit, RouteLimits, SubTransport, Subscription};
 use crate::proto::{sse, WireFormat};
-use crate::pubsub::hub::LimitError;
+use crate::pubsub::hub::{now_ms, LimitError};
 use crate::pubsub::message::Publication;
-use crate::status::{render, CloseCause, Limit, ReactorStats, Snapshot};
+use crate::status::{render, CloseCause, Limit, ReactorStats, Snapshot, TooLarge};
 
 /// A publisher whose unread replies exceed this is not read from until they
 /// drain: pipelining faster than it reads replies must not grow memory.
 const MAX_UNREAD_REPLIES: usize = 256 * 1024;
-
-/// Most header fields in a request.
-const MAX_HEADERS: usize = 64;
 
 impl Reactor {
     /// Handles the requests in `data`; returns the bytes consumed (the rest
@@ -66,11 +64,37 @@ impl Reactor {
     }
 
     fn limits(&self) -> Limits {
+        let cfg = &self.shared.config;
         Limits {
-            max_header_bytes: self.shared.config.max_header_bytes,
-            max_headers: MAX_HEADERS,
-            max_body_bytes: self.shared.config.max_message_size,
+            max_request_line: cfg.max_request_line,
+            max_header_bytes: cfg.max_header_bytes,
+            max_headers: cfg.max_headers,
+            max_body_bytes: cfg.max_message_size,
         }
+    }
+
+    fn route_limits(&self) -> RouteLimits {
+        let cfg = &self.shared.config;
+        RouteLimits {
+            max_channels: cfg.max_channels_per_subscription,
+            max_channel_id: cfg.max_channel_id,
+        }
+    }
+
+    /// Answers a request that could not be read and closes the connection:
+    /// the rest of its bytes cannot be framed.
+    fn reject_input(&mut self, k: usize, e: &HttpError) {
+        let limit = match e {
+            HttpError::RequestLineTooLong => Some(TooLarge::RequestLine),
+            HttpError::HeadersTooLarge => Some(TooLarge::HeaderBytes),
+            HttpError::TooManyHeaders => Some(TooLarge::HeaderCount),
+            HttpError::BodyTooLarge => Some(TooLarge::Body),
+            HttpError::Malformed(_) | HttpError::UnsupportedTransferEncoding => None,
+        };
+        if let Some(limit) = limit {
+            self.stats().too_large(limit);
+        }
+        self.fail(k, e.status(), e.reason(), &[]);
     }
 
     /// Handles as many complete requests in `data` as possible; returns the
@@ -106,7 +130,7 @@ impl Reactor {
                             }
                         }
                         Err(e) => {
-                            self.fail(k, e.status(), e.reason(), &[]);
+                            self.reject_input(k, &e);
                             return (data.len(), completed);
                         }
                     }
@@ -126,7 +150,7 @@ impl Reactor {
                             self.handle_request(k, head);
                         }
                         Err(e) => {
-                            self.fail(k, e.status(), e.reason(), &[]);
+                            self.reject_input(k, &e);
                             return (data.len(), completed);
                         }
                     }
@@ -138,27 +162,29 @@ impl Reactor {
     }
 
     /// Answers with an error and closes the connection once it is sent.
+    /// Used where the request's `Origin` is not known (or not needed).
     pub(super) fn fail(&mut self, k: usize, status: u16, message: &str, extra: &[&str]) {
-        let bytes = response::error(
-            &self.shared.responses,
-            status,
-            message,
-            ReplyMode::CLOSE,
-            extra,
-        );
+        let cors = self.cors_for(None);
+        let bytes = response::error(&cors, status, message, ReplyMode::CLOSE, extra);
         self.send(k, bytes);
         self.close_after_flush(k, Some(CloseCause::BadInput));
     }
 
     /// Answers 429 for a limit that refused a request. A refused publish
     /// keeps its connection; a refused subscription closes it.
-    pub(super) fn refuse(&mut self, k: usize, limit: &LimitError, mode: Option<ReplyMode>) {
+    pub(super) fn refuse(
+        &mut self,
+        k: usize,
+        limit: &LimitError,
+        cors: &Cors,
+        mode: Option<ReplyMode>,
+    ) {
         self.stats().refused(match limit {
             LimitError::TooManyChannels => Limit::Channels,
             LimitError::TooManySubscribers(_) => Limit::SubscribersPerChannel,
         });
         let mode = mode.unwrap_or(ReplyMode::CLOSE);
-        let bytes = response::error(&self.shared.responses, 429, &limit.message(), mode, &[]);
+        let bytes = response::error(cors, 429, &limit.message(), mode, &[]);
         self.send(k, bytes);
         if !mode.keep_alive {
             self.close_after_flush(k, Some(CloseCause::Refused));
@@ -175,17 +201,22 @@ impl Reactor {
         }
     }
 
-    fn json(&mut self, k: usize, body: &serde_json::Value, mode: ReplyMode) {
-        let bytes = response::json(&self.shared.responses, 200, body, mode, &[]);
+    fn json(&mut self, k: usize, body: &serde_json::Value, cors: &Cors, mode: ReplyMode) {
+        let bytes = response::json(cors, 200, body, mode, &[]);
         self.reply(k, bytes, mode);
     }
 
-    fn channel_or_404(&mut self, k: usize, info: Option<serde_json::Value>, mode: ReplyMode) {
+    fn channel_or_404(
+        &mut self,
+        k: usize,
+        info: Option<serde_json::Value>,
+        cors: &Cors,
+        mode: ReplyMode,
+    ) {
         match info {
-            Some(v) => self.json(k, &v, mode),
+            Some(v) => self.json(k, &v, cors, mode),
             None => {
-                let opts = &self.shared.responses;
-                let bytes = response::error(opts, 404, "no such channel", mode, &[]);
+                let bytes = response::error(cors, 404, "no such channel", mode, &[]);
                 self.reply(k, bytes, mode);
             }
         }
@@ -194,9 +225,16 @@ impl Reactor {
     fn handle_request(&mut self, k: usize, head: RequestHead<'_>) {
         let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
         let head_only = head.method == Method::Head;
-        let route = match route(&head, self.shared.config.max_channels_per_subscription) {
+        let cors = self.cors_for(head.headers.origin.as_deref());
+        let route = match route(&head, &self.route_limits()) {
             Ok(r) => r,
             Err(e) => {
+                if let Some(limit) = e.limit {
+                    self.stats().too_large(match limit {
+                        RouteLimit::Channels => TooLarge::Channels,
+                        RouteLimit::ChannelId => TooLarge::ChannelId,
+                    });
+                }
                 let allow = e.allow.map(|a| format!("Allow: {a}"));
                 let extra: Vec<&str> = allow.iter().map(String::as_str).collect();
                 if head.body == BodyKind::None && head.keep_alive {
@@ -204,11 +242,13 @@ impl Reactor {
                         keep_alive: true,
                         head_only,
                     };
-                    let opts = &self.shared.responses;
-                    let bytes = response::error(opts, e.status, &e.message, mode, &extra);
+                    let bytes = response::error(&cors, e.status, &e.message, mode, &extra);
                     self.send(k, bytes);
                 } else {
-                    self.fail(k, e.status, &e.message, &extra);
+                    let bytes =
+                        response::error(&cors, e.status, &e.message, ReplyMode::CLOSE, &extra);
+                    self.send(k, bytes);
+                    self.close_after_flush(k, Some(CloseCause::BadInput));
                 }
                 return;
             }
@@ -222,39 +262,91 @@ impl Reactor {
             keep_alive,
             head_only,
         };
+        // A refusal leaves an unread body behind: close after it.
+        let deny_mode = ReplyMode {
+            keep_alive: keep_alive && head.body == BodyKind::None,
+            head_only,
+        };
+        let presented = self.presented(k, &head);
+        let cred = presented.credentials();
+        let policy = &self.shared.policy;
+        let now_secs = now_ms() / 1000;
+        let allowed = match &route {
+            Route::Publish(channels) => {
+                let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+                policy.check_publish(&cred, &names, now_secs)
+            }
+            Route::DeleteChannel(id) => policy.check_publish(&cred, &[id.as_str()], now_secs),
+            Route::ChannelInfo(_) | Route::Status(_) | Route::Metrics => policy.check_status(&cred),
+            Route::Preflight | Route::Subscribe(_) => Ok(()),
+        };
+        if let Err(denial) = allowed {
+            return self.deny(k, denial, &cors, deny_mode);
+        }
         let hub = self.hub.clone();
         match route {
-            Route::Publish(channels) => self.start_publish(k, &head, channels),
+            Route::Publish(channels) => self.start_publish(k, &head, channels, cors),
             Route::ChannelInfo(id) | Route::Status(Some(id)) => {
-                self.channel_or_404(k, hub.info(&id).map(|i| i.to_json()), mode)
+                self.channel_or_404(k, hub.info(&id).map(|i| i.to_json()), &cors, mode)
             }
             Route::DeleteChannel(id) => {
-                self.channel_or_404(k, hub.delete(&id).map(|i| i.to_json()), mode)
+                self.channel_or_404(k, hub.delete(&id).map(|i| i.to_json()), &cors, mode)
             }
             Route::Status(None) => {
                 let snapshot = Snapshot::take(&self.shared.stats, hub.totals());
-                self.json(k, &render::status_json(&snapshot), mode);
+                self.json(k, &render::status_json(&snapshot), &cors, mode);
             }
             Route::Metrics => {
                 let snapshot = Snapshot::take(&self.shared.stats, hub.totals());
                 let text = render::metrics_text(&snapshot);
-                let opts = &self.shared.responses;
                 let ct = "text/plain; version=0.0.4";
-                let bytes = response::full(opts, 200, ct, text.as_bytes(), mode, &[]);
+                let bytes = response::full(&cors, 200, ct, text.as_bytes(), mode, &[]);
                 self.reply(k, bytes, mode);
             }
             Route::Preflight => {
-                let bytes = response::preflight(&self.shared.responses, mode);
+                let bytes = response::preflight(&cors, mode);
                 self.reply(k, bytes, mode);
             }
-            Route::Subscribe(sub) => self.start_subscription(k, &head, sub),
+            Route::Subscribe(sub) => {
+                let names: Vec<&str> = sub.channels.iter().map(|c| c.name.as_str()).collect();
+                match policy.check_subscribe(&cred, &names, now_secs) {
+                    Ok(grant) => {
+                        let access = SubscriberAccess {
+                            cors,
+                            grant,
+                            publish_rights: None,
+                        };
+                        let access = if sub.transport == SubTransport::WebSocket {
+                            SubscriberAccess {
+                                publish_rights: Some(policy.ws_publish_rights(
+                                    &cred,
+                                    access.grant.as_ref(),
+                                    &names,
+                                )),
+                                ..access
+                            }
+                        } else {
+                            access
+                        };
+                        self.start_subscription(k, &head, sub, access)
+                    }
+                    Err(denial) => self.deny(k, denial, &cors, deny_mode),
+                }
+            }
         }
     }
 
-    fn start_publish(&mut self, k: usize, head: &RequestHead<'_>, channels: Vec<String>) {
+    fn start_publish(
+        &mut self,
+        k: usize,
+        head: &RequestHead<'_>,
+        channels: Vec<String>,
+        cors: Cors,
+    ) {
         let expect_continue = head.expect_continue && head.body != BodyKind::None;
         let publish = PendingPublish {
             channels,
+            cors,
             event_type: head.headers.event_type.as_deref().map(str::to_string),
             content_type: head.headers.content_type.as_deref().map(str::to_string),
             mode: ReplyMode::keep_alive(head.keep_alive),
@@ -280,7 +372,7 @@ impl Reactor {
         };
         let receipt = match self.hub.publish(Some(self.id), &names, publication) {
             Ok(r) => r,
-            Err(limit) => return self.refuse(k, &limit, Some(mode)),
+            Err(limit) => return self.refuse(k, &limit, &req.cors, Some(mode)),
         };
         let body = if receipt.channels.len() == 1 {
             let mut v = receipt.channels[0].to_json();
@@ -292,15 +384,21 @@ impl Reactor {
                 "channels": receipt.channels.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
             })
         };
-        self.json(k, &body, mode);
+        self.json(k, &body, &req.cors, mode);
     }
 
     /// Sets up a subscription request for its transport.
-    fn start_subscription(&mut self, k: usize, head: &RequestHead<'_>, sub: Subscription) {
-        let opts = &self.shared.responses;
+    fn start_subscription(
+        &mut self,
+        k: usize,
+        head: &RequestHead<'_>,
+        sub: Subscription,
+        access: SubscriberAccess,
+    ) {
+        let cors = &access.cors;
         let new = match sub.transport {
             SubTransport::EventSource => {
-                let mut bytes = response::event_stream_head(opts);
+                let mut bytes = response::event_stream_head(cors);
                 // Tells the browser how soon to reconnect after a drop, and
                 // opens the stream at once for proxies.
                 sse::encode_retry(self.shared.config.retry_ms, &mut bytes);
@@ -314,11 +412,11 @@ impl Reactor {
                     "text/plain; charset=utf-8"
                 };
                 let chunked = format != WireFormat::StreamRaw;
-                NewSubscriber::stream(format, response::stream_head(opts, ct, chunked))
+                NewSubscriber::stream(format, response::stream_head(cors, ct, chunked))
             }
-            SubTransport::WebSocket => return self.accept_websocket(k, head, &sub),
-            SubTransport::LongPoll => return self.start_longpoll(k, head, &sub),
+            SubTransport::WebSocket => return self.accept_websocket(k, head, &sub, access),
+            SubTransport::LongPoll => return self.start_longpoll(k, head, &sub, access),
         };
-        self.start_stream(k, new, &sub);
+        self.start_stream(k, new, &sub, &access);
     }
 }

@@ -22,6 +22,9 @@ const MAX_READS_PER_EVENT: usize = 16;
 /// once without buffering.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 50\r\nConnection: close\r\nRetry-After: 5\r\n\r\n{\"error\":\"server at capacity\",\"status\":503}\n\n\n\n\n\n\n";
 
+/// The answer to a connection over `max-connections-per-ip`.
+const OVER_PER_IP: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 64\r\nConnection: close\r\nRetry-After: 5\r\n\r\n{\"error\":\"too many connections from your address\",\"status\":429}\n";
+
 /// What a connection does with the input it receives, by its current role
 /// (see [`Reactor::on_input`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +60,7 @@ impl Reactor {
         let max = self.shared.config.max_connections;
         while let Some(listener) = &self.listener {
             match listener.accept() {
-                Ok((mut socket, _peer)) => {
+                Ok((mut socket, peer)) => {
                     let open = self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
                     if max > 0 && open >= max {
                         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
@@ -68,7 +71,19 @@ impl Reactor {
                         self.stats().refused(Limit::Connections);
                         continue;
                     }
-                    self.admit(socket);
+                    let ip_key = match &self.shared.per_ip {
+                        None => 0,
+                        Some(per_ip) => match per_ip.admit(peer.ip()) {
+                            Some(key) => key,
+                            None => {
+                                self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                                let _ = socket.write(OVER_PER_IP);
+                                self.stats().refused(Limit::ConnectionsPerIp);
+                                continue;
+                            }
+                        },
+                    };
+                    self.admit(socket, ip_key);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -97,7 +112,7 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, mut socket: mio::net::TcpStream) {
+    fn admit(&mut self, mut socket: mio::net::TcpStream, ip_key: u32) {
         sockopt::on_accept(&socket);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -110,10 +125,14 @@ impl Reactor {
         ) {
             log::warn!("cannot register connection: {e}");
             self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+            if let Some(per_ip) = &self.shared.per_ip {
+                per_ip.release(ip_key);
+            }
             return;
         }
         self.next_generation = self.next_generation.wrapping_add(1);
-        entry.insert(Conn::new(socket, self.next_generation));
+        let conn = entry.insert(Conn::new(socket, self.next_generation));
+        conn.ip_key = ip_key;
         let st = self.stats();
         ReactorStats::add(&st.accepted, 1);
         st.connections[ConnKind::Http as usize].fetch_add(1, Ordering::Relaxed);
@@ -275,6 +294,9 @@ impl Reactor {
         self.unsubscribe_all(k);
         let mut c = self.conns.remove(k);
         self.wheel.cancel(c.timer);
+        if let Some(per_ip) = &self.shared.per_ip {
+            per_ip.release(c.ip_key);
+        }
         let _ = self.poll.registry().deregister(&mut c.socket);
         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         let st = &self.shared.stats.reactors[self.id];

@@ -100,9 +100,9 @@ impl Reactor {
             Role::Http(pending) => {
                 let in_request = pending.is_some() || !c.pending_in.is_empty();
                 if in_request {
-                    let opts = &self.shared.responses;
+                    let cors = self.cors_for(None);
                     let msg = "request not received in time";
-                    let bytes = response::error(opts, 408, msg, ReplyMode::CLOSE, &[]);
+                    let bytes = response::error(&cors, 408, msg, ReplyMode::CLOSE, &[]);
                     self.send(k, bytes);
                     self.close_after_flush(k, Some(CloseCause::HandshakeTimeout));
                     // Do not wait for a peer that is not reading either.
@@ -136,9 +136,24 @@ impl Reactor {
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
+        let token_expired = c.flags.token_expiry && now >= sub.lifetime_end;
         if sub.format == WireFormat::LongPoll {
-            // The poll's time is up: answer 304 (or what arrived).
-            self.end_longpoll(k, PollEnd::Answer);
+            // The poll's time is up: answer 304 (or what arrived), or 401
+            // when it was its token's.
+            if token_expired {
+                self.stats().closed(CloseCause::TokenExpired);
+                self.end_longpoll(k, PollEnd::TokenExpired);
+            } else {
+                self.end_longpoll(k, PollEnd::Answer);
+            }
+            return;
+        }
+        if token_expired {
+            let format = sub.format;
+            c.out.push_vec(signal::token_expired(format));
+            self.close_after_flush(k, Some(CloseCause::TokenExpired));
+            let d = self.now + secs_to_ticks(2);
+            self.set_deadline(k, d);
             return;
         }
         if sub.lifetime_end != 0 && now >= sub.lifetime_end {

@@ -10,7 +10,7 @@
 //! HTTP answer (see [`PollEnd`]).
 
 use super::conn::{LongPollWait, Role, TransportState};
-use super::subscribe::NewSubscriber;
+use super::subscribe::{NewSubscriber, SubscriberAccess};
 use super::timer::secs_to_ticks;
 use super::Reactor;
 use crate::http::request::RequestHead;
@@ -34,14 +34,23 @@ pub(super) enum PollEnd {
     /// The server is going away: 503 with `Retry-After` (seconds), so the
     /// client comes back after the restart instead of at once.
     Shutdown { retry_after_secs: u64 },
+    /// The token that opened its private channel expired: 401.
+    TokenExpired,
 }
 
 impl Reactor {
     /// Starts a long-poll: answers at once when stored messages are after
     /// the client's position (or a gap must be reported), else waits.
-    pub(super) fn start_longpoll(&mut self, k: usize, head: &RequestHead<'_>, sub: &Subscription) {
+    pub(super) fn start_longpoll(
+        &mut self,
+        k: usize,
+        head: &RequestHead<'_>,
+        sub: &Subscription,
+        access: SubscriberAccess,
+    ) {
         let deadline = self.now + secs_to_ticks(self.shared.config.longpoll_timeout).max(1);
         let wait = LongPollWait {
+            cors: access.cors.clone(),
             messages: Vec::new(),
             ready: false,
             keep_alive: head.keep_alive,
@@ -54,7 +63,7 @@ impl Reactor {
             head: Vec::new(),
             state: Some(Box::new(TransportState::LongPoll(wait))),
         };
-        let Some(subscribed) = self.register_subscriber(k, new, sub) else {
+        let Some(subscribed) = self.register_subscriber(k, new, sub, &access) else {
             return;
         };
         let answer_now = !subscribed.replay.is_empty() || subscribed.missed;
@@ -71,6 +80,20 @@ impl Reactor {
             lp.missed = subscribed.missed;
             lp.messages = subscribed.replay;
         }
+        // A token expiring before the poll's timeout answers it then.
+        if let Some(c) = self.conns.get_mut(k) {
+            if let Role::Subscriber(s) = &mut c.role {
+                let token_end = s.lifetime_end;
+                if let Some(lp) = s.longpoll_mut() {
+                    if c.flags.token_expiry && token_end < lp.deadline {
+                        lp.deadline = token_end;
+                    } else {
+                        c.flags.token_expiry = false;
+                    }
+                }
+            }
+        }
+        self.rearm_subscriber(k);
         if answer_now {
             self.end_longpoll(k, PollEnd::Answer);
         }
@@ -105,6 +128,7 @@ impl Reactor {
         };
         self.shared.stats.reactors[self.id].reclassify(ConnKind::LongPoll, ConnKind::Http);
         c.role = Role::Http(None);
+        c.flags.token_expiry = false;
         let shutdown = matches!(end, PollEnd::Shutdown { .. });
         let keep_alive = lp.keep_alive && !c.flags.draining && !shutdown;
         let bytes = self.longpoll_answer(&lp, end, ReplyMode::keep_alive(keep_alive));
@@ -126,8 +150,15 @@ impl Reactor {
 
     /// The HTTP answer that ends a poll.
     fn longpoll_answer(&self, lp: &LongPollWait, end: PollEnd, mode: ReplyMode) -> Vec<u8> {
-        let opts = &self.shared.responses;
+        let opts = &lp.cors;
         match end {
+            PollEnd::TokenExpired => response::error(
+                opts,
+                401,
+                "token expired",
+                mode,
+                &["WWW-Authenticate: Bearer realm=\"crier\", error=\"invalid_token\""],
+            ),
             PollEnd::ChannelDeleted => response::error(opts, 404, "channel deleted", mode, &[]),
             PollEnd::Shutdown { retry_after_secs } => {
                 let retry = format!("Retry-After: {retry_after_secs}");

@@ -14,6 +14,7 @@
 //! (deadlines, pings, goodbyes); the state they share is in `conn.rs`,
 //! `local.rs`, `outqueue.rs` and `timer.rs`.
 
+mod access;
 mod conn;
 mod fanout;
 mod flush;
@@ -23,6 +24,7 @@ mod liveness;
 mod local;
 mod longpoll;
 mod outqueue;
+mod per_ip;
 mod sockopt;
 mod subscribe;
 pub mod timer;
@@ -35,8 +37,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::auth::origin::AllowedOrigins;
+use crate::auth::policy::AccessPolicy;
 use crate::config::Config;
-use crate::http::response::ResponseOptions;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
 use crate::pubsub::bus::{Delivery, Inbox};
@@ -47,6 +50,7 @@ use conn::Conn;
 use flush::FlushQueue;
 use liveness::Jitter;
 use local::LocalIndex;
+pub use per_ip::PerIpConnections;
 use timer::{secs_to_ticks, Entry, TimerWheel, TICK, TICKS_PER_SEC};
 
 /// Token of the listening socket.
@@ -67,8 +71,13 @@ pub struct Shared {
     pub config: Config,
     pub stats: Stats,
     pub encode: EncodeSettings,
-    pub responses: ResponseOptions,
     pub pings: Pings,
+    /// Browser origins allowed (CORS, WebSocket handshake).
+    pub origins: AllowedOrigins,
+    /// Who may publish, read status, subscribe.
+    pub policy: AccessPolicy,
+    /// `max-connections-per-ip`, when set.
+    pub per_ip: Option<PerIpConnections>,
     /// Open connections across all reactors (for `max-connections`).
     pub open_connections: AtomicUsize,
 }

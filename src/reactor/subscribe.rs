@@ -7,9 +7,12 @@ use std::sync::Arc;
 use super::conn::{Role, Subscriber, TransportState};
 use super::timer::secs_to_ticks;
 use super::{sockopt, Reactor};
+use crate::auth::token::Grant;
+use crate::http::response::Cors;
 use crate::http::route::Subscription;
 use crate::proto::{signal, WireFormat};
 use crate::pubsub::channel::ChannelRef;
+use crate::pubsub::hub::now_ms;
 use crate::pubsub::hub::Subscribed;
 use crate::pubsub::message::Message;
 use crate::reactor::local::SubList;
@@ -22,6 +25,16 @@ pub(super) struct NewSubscriber {
     pub head: Vec<u8>,
     /// WebSocket or long-poll state (see `conn.rs`).
     pub state: Option<Box<TransportState>>,
+}
+
+/// What access control decided for a subscription request.
+pub(super) struct SubscriberAccess {
+    /// CORS headers for its answers.
+    pub cors: Cors,
+    /// The verified token it presented, if any.
+    pub grant: Option<Grant>,
+    /// For a WebSocket: which of its channels the client may publish to.
+    pub publish_rights: Option<Vec<bool>>,
 }
 
 impl NewSubscriber {
@@ -39,9 +52,15 @@ impl Reactor {
     /// Registers a streaming subscriber (SSE, raw stream, WebSocket) and
     /// queues what opens its stream: the response head, the "missed" signal
     /// when history did not reach back far enough, and the replay.
-    pub(super) fn start_stream(&mut self, k: usize, new: NewSubscriber, sub: &Subscription) {
+    pub(super) fn start_stream(
+        &mut self,
+        k: usize,
+        new: NewSubscriber,
+        sub: &Subscription,
+        access: &SubscriberAccess,
+    ) {
         let format = new.format;
-        let Some(subscribed) = self.register_subscriber(k, new, sub) else {
+        let Some(subscribed) = self.register_subscriber(k, new, sub, access) else {
             return;
         };
         if subscribed.missed {
@@ -60,6 +79,7 @@ impl Reactor {
         k: usize,
         new: NewSubscriber,
         sub: &Subscription,
+        access: &SubscriberAccess,
     ) -> Option<Subscribed> {
         let NewSubscriber {
             format,
@@ -69,7 +89,7 @@ impl Reactor {
         let subscribed = match self.hub.subscribe(self.id, &sub.channels, sub.resume) {
             Ok(s) => s,
             Err(limit) => {
-                self.refuse(k, &limit, None);
+                self.refuse(k, &limit, &access.cors, None);
                 return None;
             }
         };
@@ -77,6 +97,20 @@ impl Reactor {
             0
         } else {
             self.lifetime_end()
+        };
+        // A token that opened a private channel bounds the connection: it
+        // ends when the token expires (docs/TOKENS.md).
+        let private = sub
+            .channels
+            .iter()
+            .any(|c| self.shared.policy.is_private(&c.name));
+        let token_end = access.grant.as_ref().filter(|_| private).map(|g| {
+            let left = g.expires_at.saturating_sub(now_ms() / 1000);
+            self.now + secs_to_ticks(left).max(1)
+        });
+        let (lifetime_end, token_expiry) = match token_end {
+            Some(t) if lifetime_end == 0 || t <= lifetime_end => (t, true),
+            _ => (lifetime_end, false),
         };
         let key = k as u32;
         let subs: SubList = subscribed
@@ -96,6 +130,7 @@ impl Reactor {
             state,
         });
         stats.reclassify(was, c.kind());
+        c.flags.token_expiry = token_expiry;
         c.last_seq = subscribed.last_seq;
         c.out.push_vec(head);
         c.last_write = self.now;

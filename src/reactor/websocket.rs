@@ -4,18 +4,20 @@
 
 use bytes::Bytes;
 
-use super::conn::{Role, TransportState, WsState};
+use super::conn::{TransportState, WsState};
 use super::subscribe::NewSubscriber;
+use super::subscribe::SubscriberAccess;
 use super::Reactor;
 use crate::http::request::{Method, RequestHead};
 use crate::http::route::Subscription;
+use crate::proto::ws::error::{SizeLimit, CLOSE_POLICY};
 use crate::proto::ws::frame::EMPTY_CLOSE;
 use crate::proto::ws::{deflate, encode_close, encode_frame, handshake};
 use crate::proto::ws::{MessageReader, Opcode, WsEvent};
 use crate::proto::WireFormat;
 use crate::pubsub::bus::Delivery;
 use crate::pubsub::message::Publication;
-use crate::status::CloseCause;
+use crate::status::{CloseCause, Denied, TooLarge};
 
 /// The subprotocol that selects JSON envelopes (same as `?format=json`).
 pub const JSON_SUBPROTOCOL: &str = "crier.json";
@@ -32,8 +34,14 @@ impl Reactor {
         k: usize,
         head: &RequestHead<'_>,
         sub: &Subscription,
+        access: SubscriberAccess,
     ) {
         let h = &head.headers;
+        // Browsers do not apply CORS to WebSocket: the server must refuse
+        // pages from other origins itself, before the 101.
+        if !self.shared.origins.allows(h.origin.as_deref()) {
+            return self.deny_origin(k, &access.cors);
+        }
         if let Err(e) = handshake::validate(
             h.upgrade.as_deref(),
             h.connection.as_deref(),
@@ -68,7 +76,13 @@ impl Reactor {
             Some((params, response)) => (params.server_max_window_bits, Some(response)),
             None => (0, None),
         };
-        let reader = MessageReader::new(self.shared.config.max_message_size, extension.is_some());
+        let cfg = &self.shared.config;
+        let reader = MessageReader::new(cfg.max_message_size, extension.is_some())
+            .with_max_frame(cfg.max_frame_size);
+        let may_publish = match (&access.publish_rights, cfg.ws_publish) {
+            (Some(rights), true) => rights.clone().into_boxed_slice(),
+            _ => Box::default(),
+        };
         let new = NewSubscriber {
             format: WireFormat::WebSocket {
                 deflate: window,
@@ -78,10 +92,11 @@ impl Reactor {
                 reader,
                 close_sent: false,
                 pong_due: 0,
+                may_publish,
             }))),
             head: handshake::response_head(&accept, subprotocol, extension.as_deref()),
         };
-        self.start_stream(k, new, sub);
+        self.start_stream(k, new, sub, &access);
     }
 
     /// Handles every complete frame in `data`; returns the bytes consumed
@@ -107,6 +122,13 @@ impl Reactor {
                     }
                 }
                 Err(e) => {
+                    if let Some(limit) = e.limit {
+                        self.stats().too_large(match limit {
+                            SizeLimit::Frame => TooLarge::Frame,
+                            SizeLimit::Message => TooLarge::Message,
+                            SizeLimit::Inflated => TooLarge::Inflated,
+                        });
+                    }
                     self.deliver_own_publications(k);
                     self.ws_close(k, e.code, e.reason, Some(CloseCause::BadInput));
                     return data.len();
@@ -199,22 +221,34 @@ impl Reactor {
         }
     }
 
-    /// A client message: published to the connection's channels when
-    /// `ws-publish` is on, ignored otherwise.
+    /// A client message: published to the connection's channels it may
+    /// publish to when `ws-publish` is on, ignored when it is off. A client
+    /// allowed none of its channels is closed with 1008, so a browser widget
+    /// without the right token learns why nothing arrives.
     fn ws_publish(&mut self, k: usize, payload: Vec<u8>, content_type: Option<String>) {
         if !self.shared.config.ws_publish {
             return;
         }
-        let Some(Role::Subscriber(sub)) = self.conns.get(k).map(|c| &c.role) else {
+        let Some(sub) = self.conns.get(k).and_then(|c| c.subscriber()) else {
             return;
         };
+        let rights = sub.ws().map(|ws| &ws.may_publish[..]).unwrap_or_default();
         let names: Vec<std::sync::Arc<str>> = sub
             .subs
             .as_slice()
             .iter()
-            .filter_map(|s| self.local.channel_of(s.channel).map(|c| c.name.clone()))
+            .zip(rights)
+            .filter(|(_, allowed)| **allowed)
+            .filter_map(|(s, _)| self.local.channel_of(s.channel).map(|c| c.name.clone()))
             .collect();
         if names.is_empty() {
+            self.stats().denied(Denied::ChannelNotGranted);
+            self.ws_close(
+                k,
+                CLOSE_POLICY,
+                "publishing not allowed",
+                Some(CloseCause::Denied),
+            );
             return;
         }
         let names: Vec<&str> = names.iter().map(|n| &**n).collect();

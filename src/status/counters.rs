@@ -62,6 +62,10 @@ category! {
         OverCapacity = "over_capacity",
         /// A subscription refused by a limit (429), then closed.
         Refused = "refused",
+        /// Refused by access control (401/403), then closed.
+        Denied = "denied",
+        /// The token it subscribed with expired.
+        TokenExpired = "token_expired",
     }
 }
 
@@ -90,6 +94,46 @@ category! {
         Channels = "max_channels",
         /// `max-subscribers-per-channel`: 429 on subscribe.
         SubscribersPerChannel = "max_subscribers_per_channel",
+        /// `max-connections-per-ip`: a fast 429.
+        ConnectionsPerIp = "max_connections_per_ip",
+    }
+}
+
+category! {
+    /// Why access control refused a request (the `denied` breakdown; see
+    /// `auth::policy::Denial`), plus browser origins not allowed.
+    Denied {
+        MissingCredential = "missing_credential",
+        BadCredential = "bad_credential",
+        SourceNotAllowed = "source_not_allowed",
+        TokenRequired = "token_required",
+        BadToken = "bad_token",
+        ChannelNotGranted = "channel_not_granted",
+        Origin = "origin",
+    }
+}
+
+category! {
+    /// Which size limit a peer passed (the `too_large` breakdown).
+    TooLarge {
+        /// `max-request-line` (414).
+        RequestLine = "request_line",
+        /// `max-header-bytes` (431).
+        HeaderBytes = "header_bytes",
+        /// `max-headers` (431).
+        HeaderCount = "header_count",
+        /// `max-message-size` on a publish body (413).
+        Body = "body",
+        /// `max-frame-size` on a WebSocket frame (1009).
+        Frame = "frame",
+        /// `max-message-size` on a WebSocket message (1009).
+        Message = "message",
+        /// `max-message-size` after inflating a compressed message (1009).
+        Inflated = "inflated",
+        /// `max-channels-per-subscription` (400).
+        Channels = "channels",
+        /// `max-channel-id` (400).
+        ChannelId = "channel_id",
     }
 }
 
@@ -105,6 +149,8 @@ pub struct ReactorStats {
     pub peers_gone: [AtomicU64; PeerGone::COUNT],
     pub closed_by_server: [AtomicU64; CloseCause::COUNT],
     pub refused: [AtomicU64; Limit::COUNT],
+    pub denied: [AtomicU64; Denied::COUNT],
+    pub too_large: [AtomicU64; TooLarge::COUNT],
     pub pings_sent: AtomicU64,
     /// accept() failed for lack of file descriptors (EMFILE/ENFILE).
     pub accept_fd_errors: AtomicU64,
@@ -132,6 +178,16 @@ impl ReactorStats {
     /// Counts a request refused by `limit`.
     pub fn refused(&self, limit: Limit) {
         Self::add(&self.refused[limit as usize], 1);
+    }
+
+    /// Counts a request refused by access control.
+    pub fn denied(&self, why: Denied) {
+        Self::add(&self.denied[why as usize], 1);
+    }
+
+    /// Counts a size limit a peer passed.
+    pub fn too_large(&self, limit: TooLarge) {
+        Self::add(&self.too_large[limit as usize], 1);
     }
 }
 

@@ -6,5 +6,5 @@ pub mod names;
 pub mod render;
 pub mod snapshot;
 
-pub use counters::{CloseCause, ConnKind, Limit, PeerGone, ReactorStats, Stats};
+pub use counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TooLarge};
 pub use snapshot::Snapshot;

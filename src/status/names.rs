@@ -153,3 +153,13 @@ pub const REFUSED: Metric = counter(
     "crier_refused_total",
     "Requests refused by a limit (429 or 503), by limit.",
 );
+pub const DENIED: Metric = counter(
+    "denied",
+    "crier_denied_total",
+    "Requests refused by access control (401 or 403), by reason.",
+);
+pub const TOO_LARGE: Metric = counter(
+    "too_large",
+    "crier_too_large_total",
+    "Requests and frames refused for passing a size limit, by limit.",
+);

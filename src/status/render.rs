@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
-use super::counters::{CloseCause, ConnKind, Limit, PeerGone};
+use super::counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, TooLarge};
 use super::names::{self, Metric};
 use super::snapshot::Snapshot;
 
@@ -40,7 +40,7 @@ struct Labelled {
     values: Vec<(&'static str, u64)>,
 }
 
-fn labelled(s: &Snapshot) -> [Labelled; 4] {
+fn labelled(s: &Snapshot) -> [Labelled; 6] {
     [
         Labelled {
             metric: names::CONNECTIONS,
@@ -72,6 +72,22 @@ fn labelled(s: &Snapshot) -> [Labelled; 4] {
             values: Limit::ALL
                 .iter()
                 .map(|r| (r.label(), s.refused[*r as usize]))
+                .collect(),
+        },
+        Labelled {
+            metric: names::DENIED,
+            label: "reason",
+            values: Denied::ALL
+                .iter()
+                .map(|d| (d.label(), s.denied[*d as usize]))
+                .collect(),
+        },
+        Labelled {
+            metric: names::TOO_LARGE,
+            label: "limit",
+            values: TooLarge::ALL
+                .iter()
+                .map(|t| (t.label(), s.too_large[*t as usize]))
                 .collect(),
         },
     ]

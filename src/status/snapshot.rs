@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::counters::{CloseCause, ConnKind, Limit, PeerGone, ReactorStats, Stats};
+use super::counters::{
+    CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TooLarge,
+};
 use crate::pubsub::hub::HubTotals;
 
 /// One reactor's share.
@@ -29,6 +31,8 @@ pub struct Snapshot {
     pub closed_by_server: [u64; CloseCause::COUNT],
     pub dead_peers_reaped: [u64; PeerGone::COUNT],
     pub refused: [u64; Limit::COUNT],
+    pub denied: [u64; Denied::COUNT],
+    pub too_large: [u64; TooLarge::COUNT],
     pub hub: HubTotals,
     pub rss_bytes: u64,
     pub reactors: Vec<ReactorSnapshot>,
@@ -63,6 +67,8 @@ impl Snapshot {
             closed_by_server: std::array::from_fn(|i| sum(&|r| load(&r.closed_by_server[i]))),
             dead_peers_reaped: std::array::from_fn(|i| sum(&|r| load(&r.peers_gone[i]))),
             refused: std::array::from_fn(|i| sum(&|r| load(&r.refused[i]))),
+            denied: std::array::from_fn(|i| sum(&|r| load(&r.denied[i]))),
+            too_large: std::array::from_fn(|i| sum(&|r| load(&r.too_large[i]))),
             hub,
             rss_bytes: rss_bytes(),
             reactors: stats

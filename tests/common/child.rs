@@ -26,9 +26,19 @@ impl ChildServer {
     /// Like [`spawn`](Self::spawn), with RLIMIT_NOFILE (soft and hard, so
     /// the server cannot raise it) set to `nofile` in the child.
     pub fn spawn_with_nofile(args: &[&str], nofile: Option<u64>) -> ChildServer {
+        Self::spawn_full(args, nofile, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), with extra environment variables.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> ChildServer {
+        Self::spawn_full(args, None, env)
+    }
+
+    fn spawn_full(args: &[&str], nofile: Option<u64>, env: &[(&str, &str)]) -> ChildServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_crier"));
         cmd.args(["--listen", "127.0.0.1:0", "--log-level", "info"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

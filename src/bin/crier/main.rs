@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    config.apply_env(|var| std::env::var(var).ok());
     config.apply(cli.overrides);
     if let Err(e) = config.validate() {
         eprintln!("crier: {e}");

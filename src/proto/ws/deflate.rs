@@ -7,7 +7,7 @@
 //! message is compressed once per window size (`WireFormat::WebSocket`'s
 //! `deflate`), the same frame shared by every subscriber that negotiated it.
 
-use super::error::WsError;
+use super::error::{SizeLimit, WsError};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// The sync-flush marker RFC 7692 §7.2.1 strips from each message and §7.2.2 restores.
@@ -181,7 +181,7 @@ pub fn compress(payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
 /// deflate bomb fails with 1009 as soon as the cap is passed. Corrupt data
 /// fails with 1007 (payload inconsistent with the message's encoding).
 pub fn inflate(compressed: &[u8], max_size: usize) -> Result<Vec<u8>, WsError> {
-    let too_big = WsError::too_big("inflated message too big");
+    let too_big = WsError::too_big(SizeLimit::Inflated, "inflated message too big");
     let cap = max_size.saturating_add(1);
     let mut d = Decompress::new(false);
     let mut out = Vec::with_capacity(compressed.len().saturating_mul(2).max(64).min(cap));

@@ -20,12 +20,29 @@ pub struct WsError {
     pub code: u16,
     /// A short human readable explanation, safe to put in the close frame.
     pub reason: &'static str,
+    /// For 1009: which size limit was passed (counted apart in `/status`).
+    pub limit: Option<SizeLimit>,
+}
+
+/// The size limits a client's frames are held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// One frame over the frame limit.
+    Frame,
+    /// A (reassembled) message over the message limit.
+    Message,
+    /// A compressed message that inflates past the message limit.
+    Inflated,
 }
 
 impl WsError {
     /// Any close code, for callers that need one not covered below.
     pub const fn new(code: u16, reason: &'static str) -> Self {
-        WsError { code, reason }
+        WsError {
+            code,
+            reason,
+            limit: None,
+        }
     }
 
     /// A 1002 error: the peer broke the framing or sequencing rules.
@@ -38,9 +55,13 @@ impl WsError {
         Self::new(CLOSE_INVALID_DATA, reason)
     }
 
-    /// A 1009 error: a message exceeds the configured maximum.
-    pub const fn too_big(reason: &'static str) -> Self {
-        Self::new(CLOSE_TOO_BIG, reason)
+    /// A 1009 error: `limit` was passed.
+    pub const fn too_big(limit: SizeLimit, reason: &'static str) -> Self {
+        WsError {
+            code: CLOSE_TOO_BIG,
+            reason,
+            limit: Some(limit),
+        }
     }
 }
 
@@ -53,5 +74,9 @@ impl fmt::Display for WsError {
 impl std::error::Error for WsError {}
 /// Close code for a server going away (drain, connection lifetime).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for a policy violation; we use it for slow consumers.
+/// Close code for a policy violation; we use it for slow consumers and for
+/// publishing without the right to.
 pub const CLOSE_POLICY: u16 = 1008;
+/// Close code (application range, RFC 6455 §7.4.2) for "the token this
+/// connection subscribed with expired", as Centrifugo does.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;

@@ -5,7 +5,7 @@
 //! server holds many mostly silent subscribers).
 
 use super::deflate;
-use super::error::WsError;
+use super::error::{SizeLimit, WsError};
 use super::frame::{is_valid_close_code, parse_frame_header, unmask, unmask_into, Opcode};
 use super::utf8::Utf8Validator;
 
@@ -40,6 +40,9 @@ struct Partial {
 #[derive(Debug)]
 pub struct MessageReader {
     max: usize,
+    /// Largest payload of one data frame (control frames have their own
+    /// 125-byte rule).
+    max_frame: usize,
     /// Payload bytes of the frame at the head of the caller's buffer already
     /// fed to `utf8` by an earlier call that found the frame incomplete.
     scanned: usize,
@@ -54,11 +57,18 @@ impl MessageReader {
     pub fn new(max_message_size: usize, deflate: bool) -> Self {
         MessageReader {
             max: max_message_size,
+            max_frame: usize::MAX,
             scanned: 0,
             partial: None,
             utf8: Utf8Validator::new(),
             deflate,
         }
+    }
+
+    /// Also refuses any single data frame over `max_frame` bytes (1009).
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
     }
 
     /// Upper bound on compressed message bytes: deflate can expand
@@ -108,14 +118,17 @@ impl MessageReader {
             }
             _ => (false, 125, 0),
         };
+        if h.payload_len > self.max_frame as u64 && !h.opcode.is_control() {
+            return Err(WsError::too_big(SizeLimit::Frame, "frame too big"));
+        }
         if h.payload_len > limit.saturating_sub(already) as u64 {
-            return Err(WsError::too_big("message too big"));
+            return Err(WsError::too_big(SizeLimit::Message, "message too big"));
         }
         let len = h.payload_len as usize;
         let total = h
             .header_len
             .checked_add(len)
-            .ok_or(WsError::too_big("message too big"))?;
+            .ok_or(WsError::too_big(SizeLimit::Message, "message too big"))?;
         let available = buf.len().min(total) - h.header_len;
         if text_stream {
             if self.scanned == 0 && h.opcode == Opcode::Text {
@@ -268,6 +281,34 @@ mod tests {
     #[test]
     fn reader_is_small() {
         assert!(std::mem::size_of::<MessageReader>() <= 48);
+    }
+
+    #[test]
+    fn frame_limit_is_apart_from_the_message_limit() {
+        let mut r = MessageReader::new(1000, false).with_max_frame(100);
+        let f = frame(true, false, 2, &[0; 101]);
+        let e = r.read(&f[..8]).unwrap_err();
+        assert_eq!((e.code, e.limit), (1009, Some(SizeLimit::Frame)));
+        // Several frames under the frame limit make a message up to its own.
+        let mut input = frame(false, false, 2, &[1; 100]);
+        input.extend(frame(true, false, 0, &[2; 100]));
+        let ev = drive(
+            &mut MessageReader::new(1000, false).with_max_frame(100),
+            &input,
+            7,
+        );
+        assert_eq!(
+            ev.unwrap(),
+            vec![WsEvent::Binary([[1; 100], [2; 100]].concat())]
+        );
+        let e = drive(&mut MessageReader::new(150, false), &input, 7).unwrap_err();
+        assert_eq!(e.limit, Some(SizeLimit::Message));
+        // Pings are never held to the frame limit (their own rule is 125).
+        let ping = frame(true, false, 9, &[0; 120]);
+        assert!(MessageReader::new(1000, false)
+            .with_max_frame(10)
+            .read(&ping)
+            .is_ok());
     }
 
     #[test]
