@@ -6,6 +6,10 @@
 #
 #   promtool  target/test-tools/bin/promtool, taken from Debian's
 #             `prometheus` package without installing it (no service starts)
+#   chromium  /usr/bin/chromium, Debian's package, for the browser suite
+#             (tests/browser.rs); playwright cannot download a browser here
+#   node_modules  tests/browser/node_modules (playwright-core) by `npm ci`
+#             from the committed package-lock.json, with the machine's node
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${CARGO_TARGET_DIR:-$ROOT/target}/test-tools"
@@ -23,4 +27,36 @@ if [ ! -x "$TOOLS/bin/promtool" ]; then
   cp "$tmp/x/usr/bin/promtool" "$TOOLS/bin/promtool"
   rm -rf "$tmp"
 fi
-echo "test tools ready in $TOOLS/bin"
+APT_UPDATED=""
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== chromium (Debian package, for tests/browser)"
+  apt_install chromium
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "== node and npm (Debian packages)"
+  apt_install nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "tests/browser needs node >= 20 (playwright-core); this machine has $(node --version)" >&2
+  exit 1
+fi
+
+# npm ci again only when the lock changed since the last install (npm
+# writes node_modules/.package-lock.json on every install).
+BROWSER="$ROOT/tests/browser"
+if [ ! -f "$BROWSER/node_modules/.package-lock.json" ] ||
+  [ "$BROWSER/package-lock.json" -nt "$BROWSER/node_modules/.package-lock.json" ]; then
+  echo "== npm ci (tests/browser: playwright-core)"
+  (cd "$BROWSER" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "test tools ready in $TOOLS/bin, /usr/bin/chromium, tests/browser/node_modules"
