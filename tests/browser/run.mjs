@@ -358,3 +358,126 @@ test("two tabs on the same channel both get every message", async () => {
   noPageErrors(p1, p2);
   await ctx.close();
 });
+
+test("demo page: a donation made on one page shows at once on every open page", async () => {
+  // `site` plays crier once it serves /demo and /crier.js itself.
+  const site = await front({ upstream: CRIER_ADDR });
+  const channel = `donations-${Date.now()}`;
+  const ctx = await browser.newContext({ viewport: { width: 640, height: 940 } });
+  const p1 = await openPage(ctx, `${site.url}/demo?goal=200&channel=${channel}`);
+  // The same page opened from another origin, naming its server.
+  const p2 = await openPage(ctx, `${web.url}/demo?server=${encodeURIComponent(site.url)}&goal=200&channel=${channel}`);
+  for (const p of [p1, p2]) await p.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
+
+  await p1.fill('input[name="name"]', "Ada");
+  await p1.fill('input[name="amount"]', "25");
+  await p1.fill('input[name="message"]', "Go team");
+  await p1.click('button[type="submit"]');
+  for (const p of [p1, p2]) {
+    await p.waitForSelector('#total[data-cents="2500"]', { timeout: 10000 });
+    assert.equal(await p.textContent("#donors li:first-child .who"), "Ada");
+    assert.equal(await p.textContent("#donors li:first-child .note"), "Go team");
+    assert.equal(await p.textContent("#count"), "1");
+  }
+  // A backend publishing straight to crier, and a message that is not a
+  // donation (ignored, not counted).
+  await publish(channel, "not json");
+  await publish(channel, JSON.stringify({ name: "Grace", amount: 75.5, message: "for the servers" }), {
+    "Content-Type": "application/json",
+  });
+  for (const p of [p1, p2]) {
+    await p.waitForSelector('#total[data-cents="10050"]', { timeout: 10000 });
+    assert.equal(await p.textContent("#count"), "2");
+    assert.equal(await p.textContent("#donors li:first-child .who"), "Grace");
+    assert.equal(await p.getAttribute("#bar", "aria-valuenow"), "50");
+    assert.equal(await p.textContent("#total"), "$100.50");
+  }
+  // A page opened later starts from the stored history.
+  const p3 = await openPage(ctx, `${site.url}/demo?goal=200&channel=${channel}`);
+  await p3.waitForSelector('#total[data-cents="10050"]', { timeout: 10000 });
+  assert.equal(await p3.locator("#donors li").count(), 2);
+
+  await p1.waitForTimeout(900); // let the bar and arrival animations finish
+  const shot = path.join(ARTIFACTS, "demo.png");
+  await p1.screenshot({ path: shot, fullPage: true });
+  assert.ok(fs.statSync(shot).size > 10000, `${shot} is a real picture`);
+  noPageErrors(p1, p2, p3);
+  await ctx.close();
+});
+
+test("dashboard renders live figures and charts", async () => {
+  const site = await front({ upstream: CRIER_ADDR });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
+  // Some traffic to chart: a subscriber and a few publishes a second.
+  const page = await testPage(ctx);
+  await startSub(page, "d", CRIER_URL, ["dash"], { transport: "ws" });
+  await waitFor(page, "d", "open");
+  const dash = await openPage(ctx, `${site.url}/dashboard`);
+  const stop = Date.now() + 3500;
+  let sent = 0;
+  while (Date.now() < stop) {
+    await publish("dash", `tick ${sent++}`);
+    await sleep(100);
+  }
+  await dash.waitForFunction(() => document.querySelector("#tile-published").textContent !== "–", null, { timeout: 10000 });
+  const source = await dash.getAttribute("#source", "data-kind");
+  assert.ok(source === "polling" || source === "stream", `fed by ${source}`);
+  const conns = Number(await dash.textContent("#tile-connections"));
+  assert.ok(conns >= 2, `connections tile shows the open ones (${conns})`);
+  assert.ok(Number(await dash.textContent("#tile-published")) > 0, "publishes/s above 0 while publishing");
+  assert.match(await dash.textContent("#tile-rss"), /MiB|KiB/);
+  assert.match(await dash.textContent("#uptime"), /^up /);
+  // Charts: 5 fixed + 2 per-reactor panels, each canvas with line pixels.
+  const painted = await dash.evaluate(() =>
+    Array.from(document.querySelectorAll("canvas")).map((c) => {
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let colored = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2])) colored++;
+      return colored;
+    })
+  );
+  assert.equal(painted.length, 7);
+  assert.ok(painted.every((n) => n > 50), `every chart has coloured lines (${painted})`);
+  assert.equal(await dash.isVisible("#backplane"), false, "no backplane key, no backplane panel");
+  const shot = path.join(ARTIFACTS, "dashboard.png");
+  await dash.screenshot({ path: shot, fullPage: true });
+  assert.ok(fs.statSync(shot).size > 10000);
+  noPageErrors(page, dash);
+  await ctx.close();
+});
+
+test("dashboard takes the pushed /ev/$status stream when there is one, and shows a backplane", async () => {
+  // What crier is to publish: the /status document as SSE event "status".
+  const doc = (n) => ({
+    uptime_seconds: 100 + n,
+    connections: { http: 1, eventsource: 2, stream: 0, websocket: 40 + n, longpoll: 3, total: 46 + n },
+    published_messages: 1000 * n,
+    delivered_messages: 5000 * n,
+    bytes_out: 250000 * n,
+    slow_consumers: n,
+    dead_peers_reaped: { eof: 2 * n, reset: n, timeout: 0, write_error: 0 },
+    rss_bytes: 64 * 1024 * 1024,
+    reactors: [
+      { id: 0, connections: 20, delivered_messages: 2500 * n, bytes_out: 125000 * n },
+      { id: 1, connections: 26 + n, delivered_messages: 2500 * n, bytes_out: 125000 * n },
+    ],
+    backplane: { state: "connected", redis: "127.0.0.1:6379", lag_ms: 3 },
+  });
+  const mock = await front({ mockStatus: doc });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
+  const dash = await openPage(ctx, `${mock.url}/dashboard`);
+  await dash.waitForSelector('#source[data-kind="stream"]', { timeout: 5000 });
+  await dash.waitForFunction(() => document.querySelector("#tile-published").textContent !== "–", null, { timeout: 5000 });
+  // 1000 publishes per ~300 ms: thousands a second (timing decides which).
+  assert.match(await dash.textContent("#tile-published"), /^\d(\.\d)?k$/);
+  assert.equal(await dash.isVisible("#backplane"), true);
+  assert.equal(await dash.textContent("#backplane-state"), "connected");
+  assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "ok");
+  assert.match(await dash.textContent("#backplane-rows"), /lag_ms\s*3/);
+  assert.equal(await dash.locator("canvas").count(), 7, "5 charts + 2 per-reactor ones");
+  const perReactor = await dash.evaluate(() => document.querySelectorAll("#charts .panel")[5].querySelectorAll(".legend span").length);
+  assert.equal(perReactor, 2, "one line per reactor");
+  assert.ok(mock.stats.paths.every((p) => !p.startsWith("GET /status")), "no polling while the stream works");
+  noPageErrors(dash);
+  await ctx.close();
+});

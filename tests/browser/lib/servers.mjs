@@ -36,6 +36,9 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "up
  *   rejectUpgrades: destroy every WebSocket upgrade request
  *   holdUpgrades: accept the upgrade request's socket and never answer
  *   denyStatus: answer every subscribe request and upgrade with it
+ *   mockStatus: (n) => doc: answer GET /status with doc, and serve the
+ *     status stream crier is to get, GET /ev/$status (event "status", one
+ *     document every 300 ms), for the dashboard
  */
 export async function startFront(options = {}) {
   const opts = { web: true, ...options };
@@ -61,6 +64,10 @@ export async function startFront(options = {}) {
       res.end(body);
       return;
     }
+    if (opts.mockStatus && (pathname === "/status" || pathname === "/ev/$status")) {
+      serveMockStatus(pathname, res);
+      return;
+    }
     if (opts.web && WEB_FILES[pathname]) {
       const [file, type] = WEB_FILES[pathname];
       // Read on every request so a page edited meanwhile is served fresh.
@@ -76,6 +83,22 @@ export async function startFront(options = {}) {
     }
     proxy(req, res);
   });
+
+  let statusCount = 0;
+  function serveMockStatus(pathname, res) {
+    const cors = { "Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache" };
+    if (pathname === "/status") {
+      res.writeHead(200, { "Content-Type": "application/json", ...cors });
+      res.end(JSON.stringify(opts.mockStatus(statusCount++)));
+      return;
+    }
+    res.writeHead(200, { "Content-Type": "text/event-stream", ...cors });
+    res.write("retry: 3000\n\n");
+    const send = () => res.write(`event: status\ndata: ${JSON.stringify(opts.mockStatus(statusCount++))}\n\n`);
+    send();
+    const timer = setInterval(send, 300);
+    res.on("close", () => clearInterval(timer));
+  }
 
   function proxy(req, res) {
     const [host, port] = opts.upstream.split(":");
