@@ -652,9 +652,11 @@
       // - 401/403: the token is refused. With `auto` the other transports
       //   are still tried once (a proxy may 403 WebSocket upgrades), and
       //   the subscription closes when the last one is refused too.
-      var known = info.status !== undefined && info.status !== null;
+      // A long-poll needs no probe: fetch already tells an answer (with
+      // its status) from no answer at all.
+      var known = transport === "lp" || (info.status !== undefined && info.status !== null);
       var gen = this._gen;
-      (known ? Promise.resolve({ status: info.status }) : probeStatus(this._env.fetch, url)).then(function (r) {
+      (known ? Promise.resolve({ status: info.status === undefined ? null : info.status }) : probeStatus(this._env.fetch, url)).then(function (r) {
         if (self._closed || gen !== self._gen) return;
         var hasNext = self._index + 1 < self._plan.length;
         if (isAuthStatus(r.status) && !hasNext) {
