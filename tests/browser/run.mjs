@@ -226,6 +226,36 @@ async function assertExactlyOnce(page, names, ids) {
   }
 }
 
+test("ids at or below the last one delivered are dropped (ids past 2^53 compared as strings)", async () => {
+  // A server that repeats itself: the first stream sends a duplicate and
+  // an older id, then ends; the second (which must resume after the last
+  // id) repeats that id before going on.
+  const big = (n) => (90071992547409920n + BigInt(n)).toString();
+  const streams = [];
+  const mock = await front({
+    web: false,
+    handle(req, res) {
+      if (!req.url.startsWith("/ev/dups")) return false;
+      streams.push(req.url);
+      res.writeHead(200, { "Content-Type": "text/event-stream", "Access-Control-Allow-Origin": "*" });
+      const ids = streams.length === 1 ? [1, 2, 2, 0, 3] : [3, 4];
+      for (const i of ids) res.write(`id: ${big(i)}\ndata: m${i}\n\n`);
+      if (streams.length === 1) res.end();
+      return true;
+    },
+  });
+  const page = await testPage();
+  await startSub(page, "d", mock.url, ["dups"], { transport: "sse" });
+  await waitFor(page, "d", 4);
+  await sleep(200);
+  const got = await readSub(page, "d");
+  assert.deepEqual(got.msgs.map((m) => m.data), ["m1", "m2", "m3", "m4"]);
+  assert.equal(got.stats.duplicates, 3);
+  assert.equal(streams[1], `/ev/dups?last_event_id=${big(3)}`, "the reconnect resumed after the last id");
+  noPageErrors(page);
+  await page.context().close();
+});
+
 test("connections cut mid-stream (proxy kills every socket twice): no loss, no duplicates", async () => {
   const proxy = await front({ upstream: CRIER_ADDR, web: false });
   const page = await testPage();
@@ -323,13 +353,16 @@ test("auto falls back to EventSource when a proxy breaks WebSocket, and remember
   await page3.context().close();
 });
 
-test("a 403 stops reconnecting on every transport and reports closed", async () => {
+test("a 403 (or 401) stops reconnecting on every transport and reports closed", async () => {
   const mock = await front({ denyStatus: 403, web: false });
+  const mock401 = await front({ denyStatus: 401, web: false });
   const page = await testPage();
   const names = ["auto", "ws", "sse", "lp"];
   for (const t of names) await startSub(page, t, mock.url, ["secret"], { transport: t, token: "bad" });
+  await startSub(page, "ws401", mock401.url, ["secret"], { transport: "ws", token: "bad" });
   for (const t of names) await waitFor(page, t, "closed", 10000);
-  const asked = mock.stats.subscribes;
+  await waitFor(page, "ws401", "closed", 10000);
+  const asked = mock.stats.subscribes + mock401.stats.subscribes;
   for (const t of names) {
     const got = await readSub(page, t);
     const last = got.states[got.states.length - 1];
@@ -337,9 +370,11 @@ test("a 403 stops reconnecting on every transport and reports closed", async () 
     assert.equal(last.status, 403, `${t}: status`);
     assert.equal(last.reason, "forbidden");
   }
+  const got401 = await readSub(page, "ws401");
+  assert.deepEqual([got401.state, got401.states.at(-1).status, got401.states.at(-1).reason], ["closed", 401, "unauthorized"]);
   assert.ok(mock.stats.paths.every((p) => p.includes("token=bad")), "the token went with every request");
   await sleep(2500);
-  assert.equal(mock.stats.subscribes, asked, "no request after closed");
+  assert.equal(mock.stats.subscribes + mock401.stats.subscribes, asked, "no request after closed");
   noPageErrors(page);
   await page.context().close();
 });

@@ -36,6 +36,7 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "up
  *   rejectUpgrades: destroy every WebSocket upgrade request
  *   holdUpgrades: accept the upgrade request's socket and never answer
  *   denyStatus: answer every subscribe request and upgrade with it
+ *   handle: (req, res) => bool: a case's own answers; true when handled
  *   mockStatus: (n) => doc: answer GET /status with doc, and serve the
  *     status stream crier is to get, GET /ev/$status (event "status", one
  *     document every 300 ms), for the dashboard
@@ -64,6 +65,7 @@ export async function startFront(options = {}) {
       res.end(body);
       return;
     }
+    if (opts.handle && opts.handle(req, res)) return;
     if (opts.mockStatus && (pathname === "/status" || pathname === "/ev/$status")) {
       serveMockStatus(pathname, res);
       return;
