@@ -453,6 +453,7 @@
       this._timer = null;
       this._openTimer = null;
       this._worked = null; // the transport that last opened in auto mode
+      this._retriedSame = false; // see _onFailed
       this._plan = this._makePlan();
       this._index = 0;
       this.transport = null;
@@ -565,7 +566,7 @@
       this._openTimer = setTimeout(function () {
         if (!live() || connOpen) return;
         self._conn.close();
-        link.failed({ opened: false, reason: transport + " did not open within " + self._openTimeout + " ms" });
+        link.failed({ opened: false, timedOut: true, reason: transport + " did not open within " + self._openTimeout + " ms" });
       }, this._openTimeout);
       try {
         this._conn = DRIVERS[transport](url, link, this._env, this);
@@ -581,6 +582,7 @@
     Subscription.prototype._onOpen = function (transport) {
       clearTimeout(this._openTimer);
       this._attempt = 0;
+      this._retriedSame = false;
       this._everOpened = true;
       if (this._transportOption === "auto") {
         this._worked = transport;
@@ -648,7 +650,11 @@
       //   every transport would fail alike: wait, then retry;
       // - an answer that refuses only this transport (a proxy breaking
       //   WebSocket gets the plain GET through, crier answers 400): try the
-      //   next transport now;
+      //   next transport now; but a quick failure may also be a race with
+      //   a restart (the old process died under the attempt, the new one
+      //   answered the probe), so the same transport gets one more
+      //   immediate try first, lest a restart push clients off WebSocket
+      //   for good. A timeout is no such race and falls back at once;
       // - 401/403: the token is refused. With `auto` the other transports
       //   are still tried once (a proxy may 403 WebSocket upgrades), and
       //   the subscription closes when the last one is refused too.
@@ -664,10 +670,16 @@
           return;
         }
         if (hasNext && (isAuthStatus(r.status) || answersButRefuses(r.status))) {
-          self._index++;
+          if (!isAuthStatus(r.status) && !info.timedOut && !self._retriedSame) {
+            self._retriedSame = true;
+          } else {
+            self._retriedSame = false;
+            self._index++;
+          }
           self._connect();
           return;
         }
+        self._retriedSame = false;
         self._index = 0;
         self._plan = self._makePlan();
         var wait = backoffDelay(self._attempt++, self._backoff.base, self._backoff.cap);
