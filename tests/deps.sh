@@ -10,6 +10,10 @@
 #             run the token minting examples (docs/examples/tokens/) in
 #             tests/tokens_cli.rs; Debian's php-cli, nodejs and python3,
 #             installed only when the command is missing
+#   chromium  /usr/bin/chromium, Debian's package, for the browser suite
+#             (tests/browser.rs); playwright cannot download a browser here
+#   node_modules  tests/browser/node_modules (playwright-core) by `npm ci`
+#             from the committed package-lock.json, with the machine's node
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${CARGO_TARGET_DIR:-$ROOT/target}/test-tools"
@@ -35,11 +39,30 @@ apt_install() {
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   }
 }
-for pair in php:php-cli node:nodejs python3:python3; do
+for pair in php:php-cli node:nodejs npm:npm python3:python3; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1; then
     echo "== $cmd (Debian's $pkg)"
     apt_install "$pkg"
   fi
 done
-echo "test tools ready in $TOOLS/bin"
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== chromium (Debian package, for tests/browser)"
+  apt_install chromium
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "tests/browser needs node >= 20 (playwright-core); this machine has $(node --version)" >&2
+  exit 1
+fi
+
+# npm ci again only when the lock changed since the last install (npm
+# writes node_modules/.package-lock.json on every install).
+BROWSER="$ROOT/tests/browser"
+if [ ! -f "$BROWSER/node_modules/.package-lock.json" ] ||
+  [ "$BROWSER/package-lock.json" -nt "$BROWSER/node_modules/.package-lock.json" ]; then
+  echo "== npm ci (tests/browser: playwright-core)"
+  (cd "$BROWSER" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "test tools ready in $TOOLS/bin, /usr/bin/chromium, tests/browser/node_modules"
