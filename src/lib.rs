@@ -18,6 +18,7 @@ mod pubsub;
 mod reactor;
 mod server;
 mod status;
+mod web;
 
 pub use config::{Config, Overrides, Secret};
 pub use logging::init as init_logging;

@@ -4,6 +4,7 @@
 use crate::http::query::query_param;
 use crate::http::request::{Method, RequestHead};
 use crate::pubsub::channel::{valid_channel_id, ChannelRequest, Resume};
+use crate::web::Page;
 
 /// How a subscriber wants its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,15 @@ pub enum Route {
     Status(Option<String>),
     /// `/metrics`.
     Metrics,
+    /// `GET /ev/$status`: `/status` as an EventSource stream, once a second.
+    StatusStream,
+    /// A file crier serves (`/crier.js`, `/demo`, `/dashboard`).
+    Page(Page),
 }
+
+/// The internal channel `$status` figures are published on: `$` is outside
+/// the channel-id alphabet, so no client can publish there.
+pub const STATUS_CHANNEL: &str = "$status";
 
 /// A subscribe request, fully parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +177,7 @@ pub fn route(head: &RequestHead, limits: &RouteLimits) -> Result<Route, RouteErr
     if head.method == Method::Options {
         return match path {
             "/pub" | "/status" | "/metrics" => Ok(Route::Preflight),
-            p if subscribe_prefix(p).is_some() => Ok(Route::Preflight),
+            p if subscribe_prefix(p).is_some() || Page::at(p).is_some() => Ok(Route::Preflight),
             _ => Err(RouteError::new(404, "not found")),
         };
     }
@@ -178,7 +187,9 @@ pub fn route(head: &RequestHead, limits: &RouteLimits) -> Result<Route, RouteErr
         let mut as_get = head.clone();
         as_get.method = Method::Get;
         return match route(&as_get, limits)? {
-            Route::Subscribe { .. } => Err(RouteError::method("GET, OPTIONS")),
+            Route::Subscribe { .. } | Route::StatusStream => {
+                Err(RouteError::method("GET, OPTIONS"))
+            }
             r => Ok(r),
         };
     }
@@ -211,6 +222,18 @@ pub fn route(head: &RequestHead, limits: &RouteLimits) -> Result<Route, RouteErr
                 Ok(Route::Status(Some(id)))
             }
             None => Ok(Route::Status(None)),
+        };
+    }
+    if let Some(page) = Page::at(path) {
+        return match head.method {
+            Method::Get => Ok(Route::Page(page)),
+            _ => Err(RouteError::method("GET, HEAD, OPTIONS")),
+        };
+    }
+    if path == "/ev/$status" || path == "/ev/%24status" {
+        return match head.method {
+            Method::Get => Ok(Route::StatusStream),
+            _ => Err(RouteError::method("GET, OPTIONS")),
         };
     }
     if let Some((transport, rest)) = subscribe_prefix(path) {
@@ -413,5 +436,18 @@ mod tests {
         );
         assert_eq!(get("/status?id=c/d").unwrap_err().status, 400);
         assert_eq!(get("/metrics").unwrap(), Route::Metrics);
+        assert_eq!(get("/ev/$status").unwrap(), Route::StatusStream);
+        assert_eq!(get("/sub/$status").unwrap_err().status, 400);
+        assert_eq!(get("/demo").unwrap(), Route::Page(Page::Demo));
+        assert_eq!(
+            route_of("HEAD /crier.js HTTP/1.1\r\n\r\n").unwrap(),
+            Route::Page(Page::CrierJs)
+        );
+        assert_eq!(
+            route_of("POST /dashboard HTTP/1.1\r\n\r\n")
+                .unwrap_err()
+                .status,
+            405
+        );
     }
 }

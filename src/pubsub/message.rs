@@ -48,6 +48,9 @@ pub struct Publication {
     pub payload: Bytes,
     pub event_type: Option<String>,
     pub content_type: Option<String>,
+    /// Published by crier itself (the `$status` stream): not stored and not
+    /// counted in the published totals, which are about what clients send.
+    pub system: bool,
 }
 
 impl Message {
@@ -159,6 +162,7 @@ mod tests {
             payload: Bytes::from_static(payload),
             event_type: None,
             content_type: content_type.map(str::to_string),
+            system: false,
         };
         let channel = ChannelRef {
             id: 1,

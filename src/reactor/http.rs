@@ -12,8 +12,11 @@ use super::Reactor;
 use crate::http::chunked::BodyReader;
 use crate::http::request::{parse_head, BodyKind, HttpError, Limits, Method, RequestHead};
 use crate::http::response::{self, Cors, ReplyMode};
-use crate::http::route::{route, Route, RouteLimit, RouteLimits, SubTransport, Subscription};
+use crate::http::route::{
+    route, Route, RouteLimit, RouteLimits, SubTransport, Subscription, STATUS_CHANNEL,
+};
 use crate::proto::{sse, WireFormat};
+use crate::pubsub::channel::{ChannelRequest, Resume};
 use crate::pubsub::hub::{now_ms, LimitError};
 use crate::pubsub::message::Publication;
 use crate::status::{render, CloseCause, Limit, ReactorStats, Snapshot, TooLarge};
@@ -277,8 +280,10 @@ impl Reactor {
                 policy.check_publish(&cred, &names, now_secs)
             }
             Route::DeleteChannel(id) => policy.check_publish(&cred, &[id.as_str()], now_secs),
-            Route::ChannelInfo(_) | Route::Status(_) | Route::Metrics => policy.check_status(&cred),
-            Route::Preflight | Route::Subscribe(_) => Ok(()),
+            Route::ChannelInfo(_) | Route::Status(_) | Route::Metrics | Route::StatusStream => {
+                policy.check_status(&cred)
+            }
+            Route::Preflight | Route::Subscribe(_) | Route::Page(_) => Ok(()),
         };
         if let Err(denial) = allowed {
             return self.deny(k, denial, &cors, deny_mode);
@@ -306,6 +311,27 @@ impl Reactor {
             Route::Preflight => {
                 let bytes = response::preflight(&cors, mode);
                 self.reply(k, bytes, mode);
+            }
+            Route::Page(page) => {
+                let bytes = response::full(&cors, 200, page.content_type(), page.body(), mode, &[]);
+                self.reply(k, bytes, mode);
+            }
+            Route::StatusStream => {
+                let sub = Subscription {
+                    transport: SubTransport::EventSource,
+                    channels: vec![ChannelRequest {
+                        name: STATUS_CHANNEL.into(),
+                        backtrack: 0,
+                    }],
+                    resume: Resume::Live,
+                    json: false,
+                };
+                let access = SubscriberAccess {
+                    cors,
+                    grant: None,
+                    publish_rights: None,
+                };
+                self.start_subscription(k, &head, sub, access);
             }
             Route::Subscribe(sub) => {
                 let names: Vec<&str> = sub.channels.iter().map(|c| c.name.as_str()).collect();
@@ -369,6 +395,7 @@ impl Reactor {
             payload: Bytes::from(req.body),
             event_type: req.event_type,
             content_type: req.content_type,
+            system: false,
         };
         let receipt = match self.hub.publish(Some(self.id), &names, publication) {
             Ok(r) => r,

@@ -40,12 +40,13 @@ use std::time::{Duration, Instant};
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::policy::AccessPolicy;
 use crate::config::Config;
+use crate::http::route::STATUS_CHANNEL;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
 use crate::pubsub::bus::{Delivery, Inbox};
 use crate::pubsub::hub::Hub;
-use crate::pubsub::message::Message;
-use crate::status::{ReactorStats, Stats};
+use crate::pubsub::message::{Message, Publication};
+use crate::status::{render, ReactorStats, Snapshot, Stats};
 use conn::Conn;
 use flush::FlushQueue;
 use liveness::Jitter;
@@ -279,13 +280,35 @@ impl Reactor {
         false
     }
 
-    /// Reactor 0 asks the hub to expire messages and collect idle channels
-    /// about once a second (the hub has no thread of its own).
+    /// Reactor 0, about once a second: asks the hub to expire messages and
+    /// collect idle channels (the hub has no thread of its own), and
+    /// publishes the `/status` document on `$status` when anyone listens.
     fn upkeep(&mut self) {
         if self.id == 0 && self.now >= self.last_upkeep + TICKS_PER_SEC {
             self.last_upkeep = self.now;
             self.hub.maintain();
+            self.publish_status();
         }
+    }
+
+    fn publish_status(&mut self) {
+        let listening = self
+            .hub
+            .info(STATUS_CHANNEL)
+            .is_some_and(|c| c.subscribers > 0);
+        if !listening {
+            return;
+        }
+        let snapshot = Snapshot::take(&self.shared.stats, self.hub.totals());
+        let publication = Publication {
+            payload: render::status_json(&snapshot).to_string().into(),
+            event_type: Some("status".into()),
+            content_type: Some("application/json".into()),
+            system: true,
+        };
+        let _ = self
+            .hub
+            .publish(Some(self.id), &[STATUS_CHANNEL], publication);
     }
 
     fn drain_finished(&self) -> bool {

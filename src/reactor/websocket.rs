@@ -256,6 +256,7 @@ impl Reactor {
             payload: Bytes::from(payload),
             event_type: None,
             content_type,
+            system: false,
         };
         if let Err(limit) = self.hub.publish(Some(self.id), &names, publication) {
             // Over max-channels cannot happen for channels it is subscribed

@@ -144,6 +144,7 @@ impl Hub {
             st.check_capacity(names, self.settings.max_channels)?;
             st.seq += 1;
             let seq = st.seq;
+            let system = p.system;
             let refs: Vec<ChannelRef> = names
                 .iter()
                 .map(|n| {
@@ -152,7 +153,9 @@ impl Hub {
                 })
                 .collect();
             let msg = Arc::new(Message::new(seq, refs.into(), now, p));
-            st.published_messages += 1;
+            if !system {
+                st.published_messages += 1;
+            }
             let mut infos = Vec::with_capacity(names.len());
             for name in names {
                 let Some(ch) = st.channels.get_mut(*name) else {
@@ -160,7 +163,9 @@ impl Hub {
                 };
                 ch.published += 1;
                 ch.last_seq = Some(seq);
-                st.store.store(&mut ch.history, &msg, &self.settings.store);
+                if !system {
+                    st.store.store(&mut ch.history, &msg, &self.settings.store);
+                }
                 for (r, n) in ch.per_reactor.iter().enumerate() {
                     wake[r] |= *n > 0;
                 }
