@@ -77,7 +77,7 @@ impl FanoutTurn<'_> {
     fn deliver(&mut self, key: usize, c: &mut Conn, m: &Arc<Message>, i: usize) {
         // Already sent (replay raced with this publish, or the message went
         // to several channels this connection has), or on its way out.
-        if c.last_seq >= m.seq || c.flags.close_after_flush {
+        if c.last_seq >= m.seq || c.flags.close_after_flush() {
             return;
         }
         let Role::Subscriber(sub) = &mut c.role else {
@@ -102,7 +102,7 @@ impl FanoutTurn<'_> {
         // *before* this one: one message however large always fits (memory
         // per connection stays below the cap plus one message, and messages
         // are shared anyway).
-        if c.out.backlog_bytes() > self.max_queued && !c.flags.write_blocked {
+        if c.out.backlog_bytes() > self.max_queued && !c.flags.write_blocked() {
             // The queue may be over the cap only because this loop turn has
             // not flushed yet (several large messages in one inbox drain):
             // write now before judging. A write error is left to the
@@ -112,13 +112,13 @@ impl FanoutTurn<'_> {
                 if n > 0 {
                     c.last_write = self.now;
                 }
-                c.flags.write_blocked = flushed == Flushed::Blocked;
+                c.flags.set_write_blocked(flushed == Flushed::Blocked);
             }
         }
         if c.out.backlog_bytes() > self.max_queued {
             // Slow consumer: dropped after this fanout (it will reconnect
             // and resume from history); nobody waits.
-            c.flags.close_after_flush = true;
+            c.flags.set_close_after_flush(true);
             self.slow.push(key);
             return;
         }

@@ -45,8 +45,8 @@ pub(super) struct FlushQueue {
 impl FlushQueue {
     /// Queues connection `k`'s output for the sliced flush (once).
     pub fn queue(&mut self, k: usize, c: &mut Conn) {
-        if !c.flags.dirty {
-            c.flags.dirty = true;
+        if !c.flags.dirty() {
+            c.flags.set_dirty(true);
             self.sliced.push_back(k);
         }
     }
@@ -54,8 +54,8 @@ impl FlushQueue {
     /// Queues connection `k`'s output for this turn, ahead of every
     /// subscriber (once).
     pub fn urgent(&mut self, k: usize, c: &mut Conn) {
-        if !c.flags.urgent {
-            c.flags.urgent = true;
+        if !c.flags.urgent() {
+            c.flags.set_urgent(true);
             self.urgent.push(k);
         }
     }
@@ -74,7 +74,7 @@ impl Reactor {
         let urgent = std::mem::take(&mut self.flush.urgent);
         for &k in &urgent {
             if let Some(c) = self.conns.get_mut(k) {
-                c.flags.urgent = false;
+                c.flags.set_urgent(false);
                 self.write_out(k);
             }
         }
@@ -92,7 +92,7 @@ impl Reactor {
                 break;
             };
             if let Some(c) = self.conns.get_mut(k) {
-                c.flags.dirty = false;
+                c.flags.set_dirty(false);
                 self.write_out(k);
             }
         }
@@ -103,7 +103,7 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
-        if c.flags.write_blocked {
+        if c.flags.write_blocked() {
             return;
         }
         match c.out.write_to(&mut c.socket) {
@@ -113,13 +113,13 @@ impl Reactor {
                 }
                 ReactorStats::add(&self.shared.stats.reactors[self.id].bytes_out, n as u64);
                 match flushed {
-                    Flushed::Blocked => c.flags.write_blocked = true,
+                    Flushed::Blocked => c.flags.set_write_blocked(true),
                     Flushed::All => {
-                        if c.flags.close_after_flush {
+                        if c.flags.close_after_flush() {
                             self.close(k, None);
-                        } else if c.flags.read_paused && matches!(c.role, Role::Http(_)) {
+                        } else if c.flags.read_paused() && matches!(c.role, Role::Http(_)) {
                             // The replies it was not reading are out.
-                            c.flags.read_paused = false;
+                            c.flags.set_read_paused(false);
                             self.more_to_read.push(k);
                         }
                     }

@@ -49,7 +49,7 @@ impl Reactor {
         let Some(c) = self.conns.get(k) else {
             return;
         };
-        if c.flags.close_after_flush {
+        if c.flags.close_after_flush() {
             return;
         }
         let deadline = match &c.role {
@@ -110,11 +110,11 @@ impl Reactor {
             let Some(c) = self.conns.get_mut(k) else {
                 return (data.len(), completed);
             };
-            if c.flags.close_after_flush {
+            if c.flags.close_after_flush() {
                 return (data.len(), completed);
             }
             if c.out.queued_bytes() > MAX_UNREAD_REPLIES {
-                c.flags.read_paused = true;
+                c.flags.set_read_paused(true);
                 return (pos, completed);
             }
             match &mut c.role {
@@ -198,7 +198,7 @@ impl Reactor {
     /// the server is not draining).
     pub(super) fn reply(&mut self, k: usize, bytes: Vec<u8>, mode: ReplyMode) {
         self.send(k, bytes);
-        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         if !mode.keep_alive || draining {
             self.close_after_flush(k, None);
         }
@@ -226,7 +226,7 @@ impl Reactor {
     }
 
     fn handle_request(&mut self, k: usize, head: RequestHead<'_>) {
-        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         let head_only = head.method == Method::Head;
         let cors = self.cors_for(head.headers.origin.as_deref());
         let route = match route(&head, &self.route_limits()) {
@@ -388,7 +388,7 @@ impl Reactor {
     }
 
     fn finish_publish(&mut self, k: usize, req: PendingPublish) {
-        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining);
+        let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         let mode = ReplyMode::keep_alive(req.mode.keep_alive && !draining);
         let names: Vec<&str> = req.channels.iter().map(String::as_str).collect();
         let publication = Publication {

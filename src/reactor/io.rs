@@ -43,7 +43,7 @@ enum InputUse {
 
 impl InputUse {
     fn of(c: &Conn) -> InputUse {
-        if c.flags.close_after_flush {
+        if c.flags.close_after_flush() {
             return InputUse::Drop;
         }
         match &c.role {
@@ -142,7 +142,7 @@ impl Reactor {
 
     pub(super) fn on_writable(&mut self, k: usize) {
         if let Some(c) = self.conns.get_mut(k) {
-            c.flags.write_blocked = false;
+            c.flags.set_write_blocked(false);
             if c.out.is_empty() {
                 return;
             }
@@ -169,7 +169,7 @@ impl Reactor {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut reads = 0;
         while let Some(c) = self.conns.get_mut(k) {
-            if c.flags.read_paused {
+            if c.flags.read_paused() {
                 break;
             }
             if reads == MAX_READS_PER_EVENT {
@@ -253,7 +253,7 @@ impl Reactor {
             InputUse::Drop => {}
             InputUse::Hold => {
                 if buf.len() - pos > self.shared.config.max_header_bytes {
-                    c.flags.read_paused = true;
+                    c.flags.set_read_paused(true);
                 }
                 c.pending_in.set(buf[pos..].to_vec());
             }
@@ -264,10 +264,10 @@ impl Reactor {
     /// Sends what is queued, then closes (used after a final response).
     pub(super) fn close_after_flush(&mut self, k: usize, cause: Option<CloseCause>) {
         if let Some(c) = self.conns.get_mut(k) {
-            if c.flags.close_after_flush {
+            if c.flags.close_after_flush() {
                 return;
             }
-            c.flags.close_after_flush = true;
+            c.flags.set_close_after_flush(true);
             self.flush.urgent(k, c);
             if let Some(cause) = cause {
                 self.stats().closed(cause);
@@ -278,7 +278,10 @@ impl Reactor {
 
     /// The peer went away (noticed as `how`): reap the connection.
     pub(super) fn peer_gone(&mut self, k: usize, how: PeerGone) {
-        let closing = self.conns.get(k).is_some_and(|c| c.flags.close_after_flush);
+        let closing = self
+            .conns
+            .get(k)
+            .is_some_and(|c| c.flags.close_after_flush());
         if !closing {
             ReactorStats::add(&self.stats().peers_gone[how as usize], 1);
         }
@@ -316,7 +319,7 @@ impl Reactor {
             };
             let _ = c.out.write_to(&mut c.socket);
             // A connection already closing was counted under its own cause.
-            let cause = (!c.flags.close_after_flush).then_some(CloseCause::Shutdown);
+            let cause = (!c.flags.close_after_flush()).then_some(CloseCause::Shutdown);
             self.close(k, cause);
         }
     }

@@ -108,7 +108,7 @@ impl Reactor {
                     // Do not wait for a peer that is not reading either.
                     let d = self.now + secs_to_ticks(1);
                     self.set_deadline(k, d);
-                } else if c.flags.close_after_flush {
+                } else if c.flags.close_after_flush() {
                     self.close(k, None);
                 } else {
                     let cause = if c.last_seq == 0 && c.last_write == 0 {
@@ -119,7 +119,7 @@ impl Reactor {
                     self.close(k, Some(cause));
                 }
             }
-            Role::Subscriber(_) if c.flags.close_after_flush => {
+            Role::Subscriber(_) if c.flags.close_after_flush() => {
                 // A goodbye that could not be delivered in time.
                 self.close(k, None);
             }
@@ -136,7 +136,7 @@ impl Reactor {
         let Role::Subscriber(sub) = &mut c.role else {
             return;
         };
-        let token_expired = c.flags.token_expiry && now >= sub.lifetime_end;
+        let token_expired = c.flags.token_expiry() && now >= sub.lifetime_end;
         if sub.format == WireFormat::LongPoll {
             // The poll's time is up: answer 304 (or what arrived), or 401
             // when it was its token's.
@@ -278,7 +278,7 @@ impl Reactor {
                 Role::Http(None) if c.pending_in.is_empty() && c.out.is_empty() => {
                     self.close(k, Some(CloseCause::Shutdown))
                 }
-                Role::Http(_) => c.flags.draining = true,
+                Role::Http(_) => c.flags.set_draining(true),
             }
         }
     }

@@ -85,10 +85,10 @@ impl Reactor {
             if let Role::Subscriber(s) = &mut c.role {
                 let token_end = s.lifetime_end;
                 if let Some(lp) = s.longpoll_mut() {
-                    if c.flags.token_expiry && token_end < lp.deadline {
+                    if c.flags.token_expiry() && token_end < lp.deadline {
                         lp.deadline = token_end;
                     } else {
-                        c.flags.token_expiry = false;
+                        c.flags.set_token_expiry(false);
                     }
                 }
             }
@@ -128,9 +128,9 @@ impl Reactor {
         };
         self.shared.stats.reactors[self.id].reclassify(ConnKind::LongPoll, ConnKind::Http);
         c.role = Role::Http(None);
-        c.flags.token_expiry = false;
+        c.flags.set_token_expiry(false);
         let shutdown = matches!(end, PollEnd::Shutdown { .. });
-        let keep_alive = lp.keep_alive && !c.flags.draining && !shutdown;
+        let keep_alive = lp.keep_alive && !c.flags.draining() && !shutdown;
         let bytes = self.longpoll_answer(&lp, end, ReplyMode::keep_alive(keep_alive));
         self.send(k, bytes);
         if !keep_alive {
@@ -141,7 +141,7 @@ impl Reactor {
         self.set_deadline(k, idle);
         // Serve what the client pipelined behind the poll, next turn.
         if let Some(c) = self.conns.get_mut(k) {
-            c.flags.read_paused = false;
+            c.flags.set_read_paused(false);
             if !c.pending_in.is_empty() {
                 self.more_to_read.push(k);
             }

@@ -130,7 +130,7 @@ impl Reactor {
             state,
         });
         stats.reclassify(was, c.kind());
-        c.flags.token_expiry = token_expiry;
+        c.flags.set_token_expiry(token_expiry);
         c.last_seq = subscribed.last_seq;
         c.out.push_vec(head);
         c.last_write = self.now;

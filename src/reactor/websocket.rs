@@ -107,7 +107,7 @@ impl Reactor {
             let Some(c) = self.conns.get_mut(k) else {
                 return data.len();
             };
-            if c.flags.close_after_flush {
+            if c.flags.close_after_flush() {
                 return data.len();
             }
             let Some(ws) = c.subscriber_mut().and_then(|s| s.ws_mut()) else {
