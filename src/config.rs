@@ -150,6 +150,10 @@ settings! {
     max_connection_lifetime: u64 = 0;
     /// Most open connections; over it new connections get a fast 503; 0 = limited by open files only [default: 0].
     max_connections: usize = 0;
+    /// Redis backplane: `redis://[:PASSWORD@]HOST:PORT[/DB]`, comma-separated for several independent shards (channels are spread by a stable hash). Empty = single node with in-memory history (docs/CLUSTER.md) [default: empty].
+    redis: String = String::new();
+    /// Prefix of every Redis key and pub/sub channel crier uses, so several fleets can share a Redis [default: crier].
+    redis_prefix: String = "crier".to_string();
     /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for connections to finish [default: 10].
     drain_timeout: u64 = 10;
     /// On shutdown, SSE clients are told to reconnect after a random delay of up to this many seconds [default: 10].
@@ -210,6 +214,13 @@ impl Config {
             return Err("max-channel-id must be between 1 and 128".into());
         }
         self.access_policy()?;
+        for url in self.redis_urls() {
+            redis::Client::open(url)
+                .map_err(|e| format!("redis: {}: {e}", crate::cluster::redact(url)))?;
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains([' ', '\r', '\n']) {
+            return Err("redis-prefix must be a non-empty word".into());
+        }
         AllowedOrigins::parse(&self.allow_origins).map_err(|e| format!("allow-origins: {e}"))?;
         Ok(())
     }
@@ -278,6 +289,15 @@ impl Config {
             tokens,
             private,
         })
+    }
+
+    /// The Redis shard URLs (empty: single node).
+    pub fn redis_urls(&self) -> Vec<&str> {
+        self.redis
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
     }
 
     /// The number of reactor threads to run (resolves 0 to the core count).

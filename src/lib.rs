@@ -10,6 +10,7 @@
 //! else is internal (`pub(crate)`), so the compiler reports what is unused.
 
 mod auth;
+mod cluster;
 mod config;
 mod http;
 mod logging;

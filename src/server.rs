@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::auth::origin::AllowedOrigins;
+use crate::cluster::Backplane;
 use crate::config::Config;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
@@ -26,6 +27,7 @@ pub struct Server;
 pub struct Handle {
     addr: SocketAddr,
     hub: Arc<Hub>,
+    backplane: Option<Arc<Backplane>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -67,20 +69,43 @@ impl Server {
             links.push(link);
             inboxes.push(inbox);
         }
+        let store_limits = StoreLimits {
+            per_channel: config.store_messages,
+            ttl_ms: config.message_ttl.saturating_mul(1000),
+            max_bytes: config.store_max_bytes,
+        };
+        let links_for_backplane = links.clone();
+        let remote = !config.redis_urls().is_empty();
         let hub = Arc::new(Hub::new(
             links,
             HubSettings {
+                // With a backplane the history lives in Redis.
                 store: StoreLimits {
-                    per_channel: config.store_messages,
-                    ttl_ms: config.message_ttl.saturating_mul(1000),
-                    max_bytes: config.store_max_bytes,
+                    per_channel: if remote { 0 } else { store_limits.per_channel },
+                    ..store_limits
                 },
                 channel_idle_ttl_ms: config.channel_idle_ttl.saturating_mul(1000),
                 max_channels: config.max_channels,
                 max_subscribers_per_channel: config.max_subscribers_per_channel,
+                remote,
             },
         ));
+        let backplane = match config.redis_urls().as_slice() {
+            [] => None,
+            urls => {
+                let bp = Backplane::start(
+                    urls,
+                    &config.redis_prefix,
+                    store_limits,
+                    hub.clone(),
+                    links_for_backplane,
+                )?;
+                hub.set_watcher(bp.clone());
+                Some(bp)
+            }
+        };
         let shared = Arc::new(Shared {
+            backplane: backplane.clone(),
             encode: EncodeSettings {
                 stream_separator: Bytes::from(config.stream_separator.clone().into_bytes()),
                 deflate_min_size: config.deflate_min_size,
@@ -116,7 +141,12 @@ impl Server {
             threads.push(t);
         }
         log::info!("crier listening on {addr} with {workers} reactor(s)");
-        Ok(Handle { addr, hub, threads })
+        Ok(Handle {
+            addr,
+            hub,
+            backplane,
+            threads,
+        })
     }
 }
 
@@ -140,6 +170,9 @@ impl Handle {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        if let Some(bp) = self.backplane.take() {
+            bp.shutdown();
+        }
     }
 
     /// Starts a drain without waiting (see [`drain`](Self::drain)); a later
@@ -157,6 +190,9 @@ impl Handle {
         self.hub.shutdown_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if let Some(bp) = self.backplane.take() {
+            bp.shutdown();
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct Subscription {
     pub resume: Resume,
     /// `?format=json`: messages as JSON envelopes carrying their ids.
     pub json: bool,
+    /// The resume id as given when it is not a plain number (a composite
+    /// id of a sharded backplane; `resume` is then `AfterSeq(0)`).
+    pub resume_text: Option<String>,
 }
 
 /// Why a request cannot be routed: an HTTP status and a message.
@@ -264,28 +267,33 @@ pub fn route(head: &RequestHead, limits: &RouteLimits) -> Result<Route, RouteErr
             channels,
             resume: resume_point(head),
             json: query_param(head.query, "format").is_some_and(|f| f == "json"),
+            resume_text: resume_id(head).filter(|id| id.trim().parse::<u64>().is_err()),
         }));
     }
     Err(RouteError::new(404, "not found"))
 }
 
-/// Where a new subscriber starts. An id that is not a number is treated as
-/// very old: the client gets the whole history and a "missed" signal.
-fn resume_point(head: &RequestHead<'_>) -> Resume {
+/// The id a subscriber resumes after: `Last-Event-ID`, then the
+/// `last_event_id` query, then `If-None-Match`.
+fn resume_id(head: &RequestHead<'_>) -> Option<String> {
     let etag = head.headers.if_none_match.as_deref().map(|v| {
         v.trim()
             .trim_start_matches("W/")
             .trim_matches('"')
             .to_string()
     });
-    let last_id = head
-        .headers
+    head.headers
         .last_event_id
         .as_deref()
         .map(str::to_string)
         .or_else(|| query_param(head.query, "last_event_id"))
-        .or(etag);
-    if let Some(id) = last_id {
+        .or(etag)
+}
+
+/// Where a new subscriber starts. An id that is not a number is treated as
+/// very old: the client gets the whole history and a "missed" signal.
+fn resume_point(head: &RequestHead<'_>) -> Resume {
+    if let Some(id) = resume_id(head) {
         return Resume::AfterSeq(id.trim().parse().unwrap_or(0));
     }
     if let Some(since) = query_param(head.query, "since") {

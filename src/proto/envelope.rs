@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 /// one, so codecs never see the hub.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageView<'a> {
-    pub id: u64,
+    /// The id the client sees (a number, or a composite of several).
+    pub id: &'a str,
     /// Channels the message went to, in publish order (usually one).
     pub channels: &'a [&'a str],
     pub event_type: Option<&'a str>,
@@ -26,7 +27,7 @@ pub struct MessageView<'a> {
 /// One message as a JSON object.
 pub fn message_json(m: &MessageView<'_>) -> Value {
     let mut obj = Map::new();
-    obj.insert("id".into(), json!(m.id.to_string()));
+    obj.insert("id".into(), json!(m.id));
     obj.insert("channel".into(), json!(m.channels.first()));
     if m.channels.len() > 1 {
         obj.insert("channels".into(), json!(m.channels));
@@ -67,7 +68,7 @@ mod tests {
 
     fn view<'a>(payload: &'a [u8], binary: bool, channels: &'a [&'a str]) -> MessageView<'a> {
         MessageView {
-            id: 5,
+            id: "5",
             channels,
             event_type: Some("tick"),
             content_type: None,

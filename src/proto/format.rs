@@ -113,13 +113,12 @@ pub fn encode_message(
     let mut out = Vec::with_capacity(m.payload.len() + 32);
     match format {
         WireFormat::Sse => {
-            let id = m.id.to_string();
             if m.binary {
                 // EventSource carries text only.
                 let text = base64::engine::general_purpose::STANDARD.encode(m.payload);
-                sse::encode_event(Some(&id), m.event_type, text.as_bytes(), &mut out);
+                sse::encode_event(Some(m.id), m.event_type, text.as_bytes(), &mut out);
             } else {
-                sse::encode_event(Some(&id), m.event_type, m.payload, &mut out);
+                sse::encode_event(Some(m.id), m.event_type, m.payload, &mut out);
             }
         }
         WireFormat::StreamChunked => {
@@ -180,7 +179,7 @@ mod tests {
 
     fn view(payload: &[u8], binary: bool) -> MessageView<'_> {
         MessageView {
-            id: 7,
+            id: "7",
             channels: &["news"],
             event_type: None,
             content_type: None,

@@ -10,7 +10,7 @@
 pub fn encode_body<'a>(
     envelopes: impl IntoIterator<Item = &'a [u8]>,
     missed: bool,
-    last_event_id: u64,
+    last_event_id: &str,
 ) -> Vec<u8> {
     let mut body = Vec::with_capacity(128);
     body.extend_from_slice(b"{\"messages\":[");
@@ -21,7 +21,7 @@ pub fn encode_body<'a>(
         body.extend_from_slice(e);
     }
     body.extend_from_slice(b"],\"last_event_id\":\"");
-    body.extend_from_slice(last_event_id.to_string().as_bytes());
+    body.extend_from_slice(last_event_id.as_bytes());
     body.extend_from_slice(if missed {
         b"\",\"missed\":true}\n"
     } else {
@@ -39,14 +39,15 @@ mod tests {
     fn body_is_json_with_every_envelope_in_order() {
         let a = br#"{"id":"5","data":"hi"}"#;
         let b = br#"{"id":"6","data":"/wA=","encoding":"base64"}"#;
-        let body = encode_body([&a[..], &b[..]], false, 6);
+        let body = encode_body([&a[..], &b[..]], false, "6");
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["last_event_id"], "6");
         assert_eq!(v["messages"][0]["data"], "hi");
         assert_eq!(v["messages"][1]["encoding"], "base64");
         assert_eq!(v["missed"], false);
-        let empty: Value = serde_json::from_slice(&encode_body([], true, 3)).unwrap();
+        let empty: Value = serde_json::from_slice(&encode_body([], true, "3-0")).unwrap();
         assert_eq!(empty["messages"].as_array().unwrap().len(), 0);
+        assert_eq!(empty["last_event_id"], "3-0");
         assert_eq!(empty["missed"], true);
     }
 }

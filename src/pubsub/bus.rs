@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::pubsub::channel::ChannelRef;
 use crate::pubsub::message::Message;
+use crate::pubsub::remote::{PublishOutcome, ReplayPart};
 
 /// Work for a reactor.
 #[derive(Debug)]
@@ -25,6 +26,18 @@ pub enum Delivery {
     /// Stop accepting, send goodbyes, let requests finish; stop once every
     /// connection is gone or at this instant.
     Drain(std::time::Instant),
+    /// The backplane's answer to a publish made by connection `key`.
+    Published {
+        key: usize,
+        generation: u32,
+        outcome: PublishOutcome,
+    },
+    /// History from one shard for a resuming subscriber on connection `key`.
+    Replay {
+        key: usize,
+        generation: u32,
+        part: ReplayPart,
+    },
 }
 
 /// The reactor's waker and whether a wake-up is outstanding.

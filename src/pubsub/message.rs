@@ -13,13 +13,18 @@ use std::sync::Mutex;
 use crate::proto::format::{encode_message, EncodeSettings, Encoded, WireFormat};
 use crate::proto::MessageView;
 use crate::pubsub::channel::ChannelRef;
+use crate::pubsub::remote::RemoteMessage;
 
 /// One message as published: immutable once created and shared by `Arc`
 /// between the hub's history and every reactor.
 #[derive(Debug)]
 pub struct Message {
-    /// Global publish sequence number; also the message id clients see.
+    /// Publish sequence number; also the message id clients see. One
+    /// global sequence on a single node; with a Redis backplane, the
+    /// sequence of the shard that holds the channel.
     pub seq: u64,
+    /// The Redis shard whose sequence `seq` belongs to (0 on a single node).
+    pub shard: u16,
     /// Channels the message was published to (usually one).
     pub channels: Box<[ChannelRef]>,
     /// Publish time, milliseconds since the Unix epoch.
@@ -67,6 +72,7 @@ impl Message {
             .is_some_and(is_binary_content_type);
         Message {
             seq,
+            shard: 0,
             channels,
             published_at_ms,
             event_type: p.event_type.map(String::into_boxed_str),
@@ -76,6 +82,18 @@ impl Message {
             stored_copies: AtomicU32::new(0),
             encodings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A message received from the backplane, bound to this node's channel.
+    pub fn remote(m: &RemoteMessage, channel: ChannelRef) -> Self {
+        let mut msg = Message::new(
+            m.seq,
+            vec![channel].into(),
+            m.published_at_ms,
+            m.publication.clone(),
+        );
+        msg.shard = m.shard;
+        msg
     }
 
     /// Approximate bytes this message keeps alive, for the store's budget.
@@ -94,16 +112,7 @@ impl Message {
         }
         // Encode outside the lock (deflate may take a while); if another
         // reactor raced us, keep its copy so every subscriber shares one.
-        let names: Vec<&str> = self.channels.iter().map(|c| &*c.name).collect();
-        let view = MessageView {
-            id: self.seq,
-            channels: &names,
-            event_type: self.event_type.as_deref(),
-            content_type: self.content_type.as_deref(),
-            binary: self.binary,
-            payload: &self.payload,
-        };
-        let bytes = match encode_message(format, &view, settings) {
+        let bytes = match self.encode(format, settings, &self.seq.to_string()) {
             Encoded::Bytes(b) => Bytes::from(b),
             Encoded::SameAs(other) => return self.encoded(other, settings),
         };
@@ -113,6 +122,35 @@ impl Message {
         }
         cache.push((index, bytes.clone()));
         bytes
+    }
+
+    /// The message in `format` with id `id` instead of its own: for the
+    /// rare subscriber whose ids are its own (composite ids of a sharded
+    /// backplane, docs/CLUSTER.md). Not cached: nobody else shares it.
+    pub fn encoded_with_id(
+        &self,
+        format: WireFormat,
+        settings: &EncodeSettings,
+        id: &str,
+    ) -> Bytes {
+        let format = format.effective(self.payload.len(), settings);
+        match self.encode(format, settings, id) {
+            Encoded::Bytes(b) => Bytes::from(b),
+            Encoded::SameAs(other) => self.encoded_with_id(other, settings, id),
+        }
+    }
+
+    fn encode(&self, format: WireFormat, settings: &EncodeSettings, id: &str) -> Encoded {
+        let names: Vec<&str> = self.channels.iter().map(|c| &*c.name).collect();
+        let view = MessageView {
+            id,
+            channels: &names,
+            event_type: self.event_type.as_deref(),
+            content_type: self.content_type.as_deref(),
+            binary: self.binary,
+            payload: &self.payload,
+        };
+        encode_message(format, &view, settings)
     }
 
     fn cached(&self, index: u8) -> Option<Bytes> {

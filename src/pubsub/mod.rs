@@ -8,4 +8,5 @@ pub mod bus;
 pub mod channel;
 pub mod hub;
 pub mod message;
+pub mod remote;
 pub mod store;

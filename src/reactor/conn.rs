@@ -94,6 +94,14 @@ flags! {
     /// The subscriber's `lifetime_end` is its token's expiry: it is told
     /// the token expired rather than asked to reconnect.
     token_expiry / set_token_expiry = 6;
+    /// A cluster publish is out: read no further request until its answer
+    /// (replies stay in order).
+    awaiting_reply / set_awaiting_reply = 7;
+    /// A resuming cluster subscriber whose history has not come back yet:
+    /// live messages are held (`reactor/cluster.rs`).
+    replay_pending / set_replay_pending = 8;
+    /// Its channels span backplane shards: its ids are its own.
+    composite_ids / set_composite_ids = 9;
 }
 
 /// Input bytes not consumed yet. Boxed so that the common case, nothing

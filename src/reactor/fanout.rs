@@ -7,6 +7,7 @@ use bytes::Bytes;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::cluster::{encode_for, Admit, ClusterConns};
 use super::conn::{Conn, Role};
 use super::flush::FlushQueue;
 use super::outqueue::Flushed;
@@ -34,6 +35,7 @@ impl Reactor {
             max_queued: self.shared.config.max_queued_bytes,
             now: self.now,
             flush: &mut self.flush,
+            cluster: &mut self.cluster,
             slow: &mut self.slow,
             longpolls_ready: &mut self.longpolls_ready,
             delivered: 0,
@@ -66,6 +68,7 @@ struct FanoutTurn<'a> {
     max_queued: usize,
     now: u32,
     flush: &'a mut FlushQueue,
+    cluster: &'a mut ClusterConns,
     slow: &'a mut Vec<usize>,
     longpolls_ready: &'a mut Vec<usize>,
     delivered: u64,
@@ -75,9 +78,26 @@ struct FanoutTurn<'a> {
 impl FanoutTurn<'_> {
     /// Queues message `m` (number `i` of the batch) on connection `key`.
     fn deliver(&mut self, key: usize, c: &mut Conn, m: &Arc<Message>, i: usize) {
-        // Already sent (replay raced with this publish, or the message went
-        // to several channels this connection has), or on its way out.
-        if c.last_seq >= m.seq || c.flags.close_after_flush() {
+        if c.flags.close_after_flush() {
+            return;
+        }
+        // Its own ids (a subscription over several backplane shards), or
+        // held until its history is in: decided per shard in cluster.rs.
+        let mut own: Option<bytes::Bytes> = None;
+        if c.flags.replay_pending() || c.flags.composite_ids() {
+            match self.cluster.admit(key, c.generation, m) {
+                Admit::Held | Admit::Duplicate => return,
+                Admit::New(positions) => {
+                    if let Some(sub) = c.subscriber() {
+                        if sub.format != WireFormat::LongPoll {
+                            own = Some(encode_for(m, sub.format, self.settings, positions));
+                        }
+                    }
+                }
+            }
+        } else if c.last_seq >= m.seq {
+            // Already sent (replay raced with this publish, or the message
+            // went to several channels this connection has).
             return;
         }
         let Role::Subscriber(sub) = &mut c.role else {
@@ -85,7 +105,7 @@ impl FanoutTurn<'_> {
         };
         if let Some(lp) = sub.longpoll_mut() {
             // Collected, answered at the end of the turn (`longpoll.rs`).
-            c.last_seq = m.seq;
+            c.last_seq = c.last_seq.max(m.seq);
             lp.messages.push(m.clone());
             if !lp.ready {
                 lp.ready = true;
@@ -97,7 +117,7 @@ impl FanoutTurn<'_> {
         let settings = self.settings;
         let bytes = self.encoded[i][sub.format.index()]
             .get_or_insert_with(|| Rc::new(m.encoded(sub.format, settings)));
-        c.last_seq = m.seq;
+        c.last_seq = c.last_seq.max(m.seq);
         // Judged on the backlog *behind* the message being written and
         // *before* this one: one message however large always fits (memory
         // per connection stays below the cap plus one message, and messages
@@ -122,7 +142,10 @@ impl FanoutTurn<'_> {
             self.slow.push(key);
             return;
         }
-        c.out.push_local(bytes);
+        match own {
+            Some(b) => c.out.push(b),
+            None => c.out.push_local(bytes),
+        }
         self.flush.queue(key, c);
         self.delivered += 1;
     }

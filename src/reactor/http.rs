@@ -19,7 +19,7 @@ use crate::proto::{sse, WireFormat};
 use crate::pubsub::channel::{ChannelRequest, Resume};
 use crate::pubsub::hub::{now_ms, LimitError};
 use crate::pubsub::message::Publication;
-use crate::status::{render, CloseCause, Limit, ReactorStats, Snapshot, TooLarge};
+use crate::status::{render, CloseCause, Limit, ReactorStats, TooLarge};
 
 /// A publisher whose unread replies exceed this is not read from until they
 /// drain: pipelining faster than it reads replies must not grow memory.
@@ -115,6 +115,10 @@ impl Reactor {
             }
             if c.out.queued_bytes() > MAX_UNREAD_REPLIES {
                 c.flags.set_read_paused(true);
+                return (pos, completed);
+            }
+            if c.flags.awaiting_reply() {
+                // Its publish is at the backplane: the next request waits.
                 return (pos, completed);
             }
             match &mut c.role {
@@ -295,14 +299,24 @@ impl Reactor {
                 self.channel_or_404(k, hub.info(&id).map(|i| i.to_json()), &cors, mode)
             }
             Route::DeleteChannel(id) => {
+                if let Some(bp) = &self.shared.backplane {
+                    // Fleet-wide: Redis drops the history and every node,
+                    // this one included, disconnects its subscribers.
+                    bp.delete(&id);
+                    let info = hub.info(&id).map_or_else(
+                        || serde_json::json!({"channel": id, "id": null, "subscribers": 0}),
+                        |i| i.to_json(),
+                    );
+                    return self.json(k, &info, &cors, mode);
+                }
                 self.channel_or_404(k, hub.delete(&id).map(|i| i.to_json()), &cors, mode)
             }
             Route::Status(None) => {
-                let snapshot = Snapshot::take(&self.shared.stats, hub.totals());
+                let snapshot = self.snapshot();
                 self.json(k, &render::status_json(&snapshot), &cors, mode);
             }
             Route::Metrics => {
-                let snapshot = Snapshot::take(&self.shared.stats, hub.totals());
+                let snapshot = self.snapshot();
                 let text = render::metrics_text(&snapshot);
                 let ct = "text/plain; version=0.0.4";
                 let bytes = response::full(&cors, 200, ct, text.as_bytes(), mode, &[]);
@@ -325,6 +339,7 @@ impl Reactor {
                     }],
                     resume: Resume::Live,
                     json: false,
+                    resume_text: None,
                 };
                 let access = SubscriberAccess {
                     cors,
@@ -390,13 +405,16 @@ impl Reactor {
     fn finish_publish(&mut self, k: usize, req: PendingPublish) {
         let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         let mode = ReplyMode::keep_alive(req.mode.keep_alive && !draining);
-        let names: Vec<&str> = req.channels.iter().map(String::as_str).collect();
         let publication = Publication {
             payload: Bytes::from(req.body),
             event_type: req.event_type,
             content_type: req.content_type,
             system: false,
         };
+        if self.shared.backplane.is_some() {
+            return self.cluster_publish(k, req.channels, publication, req.cors, mode);
+        }
+        let names: Vec<&str> = req.channels.iter().map(String::as_str).collect();
         let receipt = match self.hub.publish(Some(self.id), &names, publication) {
             Ok(r) => r,
             Err(limit) => return self.refuse(k, &limit, &req.cors, Some(mode)),

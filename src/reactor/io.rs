@@ -297,6 +297,9 @@ impl Reactor {
         self.unsubscribe_all(k);
         let mut c = self.conns.remove(k);
         self.wheel.cancel(c.timer);
+        if c.flags.awaiting_reply() || c.flags.replay_pending() || c.flags.composite_ids() {
+            self.cluster.remove(k);
+        }
         if let Some(per_ip) = &self.shared.per_ip {
             per_ip.release(c.ip_key);
         }

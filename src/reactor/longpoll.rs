@@ -9,6 +9,8 @@
 //! A long-poll has no stream to carry goodbyes: every way it ends is a real
 //! HTTP answer (see [`PollEnd`]).
 
+use std::sync::Arc;
+
 use super::conn::{LongPollWait, Role, TransportState};
 use super::subscribe::{NewSubscriber, SubscriberAccess};
 use super::timer::secs_to_ticks;
@@ -18,6 +20,7 @@ use crate::http::response::{self, ReplyMode};
 use crate::http::route::Subscription;
 use crate::proto::{longpoll, WireFormat};
 use crate::pubsub::channel::Resume;
+use crate::pubsub::message::Message;
 use crate::status::ConnKind;
 
 /// Lets browser code on another origin read the position headers.
@@ -106,6 +109,31 @@ impl Reactor {
         }
     }
 
+    /// A cluster long-poll's history has arrived (`cluster.rs`): it answers
+    /// at once with it (or the gap), else waits for live messages.
+    pub(super) fn longpoll_history(
+        &mut self,
+        k: usize,
+        messages: Vec<Arc<Message>>,
+        missed: bool,
+        floors: &[u64],
+    ) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let floor = floors.iter().copied().max().unwrap_or(0);
+        c.last_seq = c.last_seq.max(floor);
+        let answer = !messages.is_empty() || missed;
+        if let Some(lp) = c.subscriber_mut().and_then(|s| s.longpoll_mut()) {
+            lp.position = lp.position.max(floor);
+            lp.missed = missed;
+            lp.messages = messages;
+        }
+        if answer {
+            self.end_longpoll(k, PollEnd::Answer);
+        }
+    }
+
     /// Ends a waiting long-poll because its channel was deleted: `404`.
     pub(super) fn abort_longpoll(&mut self, k: usize) {
         self.end_longpoll(k, PollEnd::ChannelDeleted);
@@ -123,15 +151,24 @@ impl Reactor {
             return;
         };
         self.unsubscribe_all(k);
+        let Some(generation) = self.conns.get(k).map(|c| c.generation) else {
+            return;
+        };
+        // A poll over several backplane shards answers with its composite id.
+        let composite = self.longpoll_composite_id(k, generation);
+        self.cluster.remove(k);
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
         self.shared.stats.reactors[self.id].reclassify(ConnKind::LongPoll, ConnKind::Http);
         c.role = Role::Http(None);
         c.flags.set_token_expiry(false);
+        c.flags.set_composite_ids(false);
+        c.flags.set_replay_pending(false);
         let shutdown = matches!(end, PollEnd::Shutdown { .. });
         let keep_alive = lp.keep_alive && !c.flags.draining() && !shutdown;
-        let bytes = self.longpoll_answer(&lp, end, ReplyMode::keep_alive(keep_alive));
+        let mode = ReplyMode::keep_alive(keep_alive);
+        let bytes = self.longpoll_answer(&lp, end, mode, composite.as_deref());
         self.send(k, bytes);
         if !keep_alive {
             self.close_after_flush(k, None);
@@ -149,7 +186,13 @@ impl Reactor {
     }
 
     /// The HTTP answer that ends a poll.
-    fn longpoll_answer(&self, lp: &LongPollWait, end: PollEnd, mode: ReplyMode) -> Vec<u8> {
+    fn longpoll_answer(
+        &self,
+        lp: &LongPollWait,
+        end: PollEnd,
+        mode: ReplyMode,
+        composite: Option<&str>,
+    ) -> Vec<u8> {
         let opts = &lp.cors;
         match end {
             PollEnd::TokenExpired => response::error(
@@ -165,19 +208,28 @@ impl Reactor {
                 response::error(opts, 503, "server shutting down", mode, &[&retry])
             }
             PollEnd::Answer if lp.messages.is_empty() && !lp.missed => {
-                let id = lp.position.to_string();
+                let id = composite.map_or_else(|| lp.position.to_string(), str::to_string);
                 let (last, etag) = (format!("Last-Event-ID: {id}"), format!("ETag: \"{id}\""));
                 response::full(opts, 304, "", b"", mode, &[&last, &etag, EXPOSE_HEADERS])
             }
             PollEnd::Answer => {
-                let last = lp.messages.last().map_or(lp.position, |m| m.seq);
+                let settings = &self.shared.encode;
+                let last = lp
+                    .messages
+                    .iter()
+                    .map(|m| m.seq)
+                    .max()
+                    .unwrap_or(lp.position);
+                let id = composite.map_or_else(|| last.to_string(), str::to_string);
                 let envelopes: Vec<_> = lp
                     .messages
                     .iter()
-                    .map(|m| m.encoded(WireFormat::LongPoll, &self.shared.encode))
+                    .map(|m| match composite {
+                        Some(c) => m.encoded_with_id(WireFormat::LongPoll, settings, c),
+                        None => m.encoded(WireFormat::LongPoll, settings),
+                    })
                     .collect();
-                let body = longpoll::encode_body(envelopes.iter().map(|e| &e[..]), lp.missed, last);
-                let id = last.to_string();
+                let body = longpoll::encode_body(envelopes.iter().map(|e| &e[..]), lp.missed, &id);
                 let (last, etag) = (format!("Last-Event-ID: {id}"), format!("ETag: \"{id}\""));
                 let missed = if lp.missed {
                     "X-Missed-Messages: true"

@@ -15,6 +15,7 @@
 //! `local.rs`, `outqueue.rs` and `timer.rs`.
 
 mod access;
+mod cluster;
 mod conn;
 mod fanout;
 mod flush;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::policy::AccessPolicy;
+use crate::cluster::Backplane;
 use crate::config::Config;
 use crate::http::route::STATUS_CHANNEL;
 use crate::proto::signal::Pings;
@@ -47,6 +49,7 @@ use crate::pubsub::bus::{Delivery, Inbox};
 use crate::pubsub::hub::Hub;
 use crate::pubsub::message::{Message, Publication};
 use crate::status::{render, ReactorStats, Snapshot, Stats};
+use cluster::ClusterConns;
 use conn::Conn;
 use flush::FlushQueue;
 use liveness::Jitter;
@@ -79,6 +82,8 @@ pub struct Shared {
     pub policy: AccessPolicy,
     /// `max-connections-per-ip`, when set.
     pub per_ip: Option<PerIpConnections>,
+    /// The Redis backplane, when `redis` is set.
+    pub backplane: Option<Arc<Backplane>>,
     /// Open connections across all reactors (for `max-connections`).
     pub open_connections: AtomicUsize,
 }
@@ -107,6 +112,8 @@ pub struct Reactor {
     scratch: Vec<u8>,
     /// Connections with output queued.
     flush: FlushQueue,
+    /// Backplane state of the connections that have any.
+    cluster: ClusterConns,
     /// Connections that still have unread input (read cap hit) — edge
     /// triggered readiness will not report them again.
     more_to_read: Vec<usize>,
@@ -157,6 +164,7 @@ impl Reactor {
             local: LocalIndex::default(),
             scratch: vec![0; io::SCRATCH_BYTES],
             flush: FlushQueue::default(),
+            cluster: ClusterConns::default(),
             more_to_read: Vec::new(),
             slow: Vec::new(),
             longpolls_ready: Vec::new(),
@@ -276,6 +284,16 @@ impl Reactor {
             Delivery::ChannelDeleted(ch) => self.on_channel_deleted(&ch),
             Delivery::Shutdown => return true,
             Delivery::Drain(until) => self.start_drain(until),
+            Delivery::Published {
+                key,
+                generation,
+                outcome,
+            } => self.on_published(key, generation, outcome),
+            Delivery::Replay {
+                key,
+                generation,
+                part,
+            } => self.on_replay(key, generation, part),
         }
         false
     }
@@ -291,6 +309,12 @@ impl Reactor {
         }
     }
 
+    /// Every figure now, for `/status`, `/metrics` and `$status`.
+    fn snapshot(&self) -> Snapshot {
+        let backplane = self.shared.backplane.as_ref().map(|bp| bp.figures());
+        Snapshot::take(&self.shared.stats, self.hub.totals(), backplane)
+    }
+
     fn publish_status(&mut self) {
         let listening = self
             .hub
@@ -299,7 +323,7 @@ impl Reactor {
         if !listening {
             return;
         }
-        let snapshot = Snapshot::take(&self.shared.stats, self.hub.totals());
+        let snapshot = self.snapshot();
         let publication = Publication {
             payload: render::status_json(&snapshot).to_string().into(),
             event_type: Some("status".into()),

@@ -138,6 +138,9 @@ impl Reactor {
         self.flush.urgent(k, c);
         sockopt::on_subscribe(&c.socket, &self.shared.config);
         self.rearm_subscriber(k);
+        if self.hub.is_remote() {
+            self.cluster_subscribed(k, sub, &subscribed);
+        }
         Some(subscribed)
     }
 

@@ -251,13 +251,17 @@ impl Reactor {
             );
             return;
         }
-        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
         let publication = Publication {
             payload: Bytes::from(payload),
             event_type: None,
             content_type,
             system: false,
         };
+        if self.shared.backplane.is_some() {
+            let names = names.iter().map(|n| n.to_string()).collect();
+            return self.cluster_publish_unanswered(names, publication);
+        }
+        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
         if let Err(limit) = self.hub.publish(Some(self.id), &names, publication) {
             // Over max-channels cannot happen for channels it is subscribed
             // to; keep the connection and drop the message.

@@ -163,3 +163,43 @@ pub const TOO_LARGE: Metric = counter(
     "crier_too_large_total",
     "Requests and frames refused for passing a size limit, by limit.",
 );
+pub const BACKPLANE_UP: Metric = gauge(
+    "up",
+    "crier_backplane_up",
+    "Whether the Redis shard is connected (1) or not (0).",
+);
+pub const BACKPLANE_RTT: Metric = gauge(
+    "rtt_us",
+    "crier_backplane_rtt_seconds",
+    "Round-trip time of the last PING to the Redis shard.",
+);
+pub const BACKPLANE_CHANNELS: Metric = gauge(
+    "channels",
+    "crier_backplane_channels",
+    "Channels this node listens to on the Redis shard.",
+);
+pub const BACKPLANE_FORWARDED: Metric = counter(
+    "publishes_forwarded",
+    "crier_backplane_publishes_forwarded_total",
+    "Publishes this node sent to the Redis shard and it accepted.",
+);
+pub const BACKPLANE_REFUSED: Metric = counter(
+    "publishes_refused",
+    "crier_backplane_publishes_refused_total",
+    "Publishes answered 503 because the Redis shard was unreachable.",
+);
+pub const BACKPLANE_RECEIVED: Metric = counter(
+    "messages_received",
+    "crier_backplane_messages_received_total",
+    "Messages received from the Redis shard over pub/sub.",
+);
+pub const BACKPLANE_RECOVERED: Metric = counter(
+    "messages_recovered",
+    "crier_backplane_messages_recovered_total",
+    "Messages read back from history after a reconnect (published while away).",
+);
+pub const BACKPLANE_RECONNECTS: Metric = counter(
+    "reconnects",
+    "crier_backplane_reconnects_total",
+    "Times the Redis shard was reconnected after losing it.",
+);

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, TooLarge};
 use super::names::{self, Metric};
 use super::snapshot::Snapshot;
+use crate::cluster::ShardFigures;
 
 /// The unlabelled figures, with their values.
 fn scalars(s: &Snapshot) -> [(Metric, u64); 17] {
@@ -125,6 +126,34 @@ pub fn status_json(s: &Snapshot) -> Value {
         })
         .collect();
     doc.insert("reactors".into(), Value::Array(reactors));
+    if let Some(shards) = &s.backplane {
+        let up = shards.iter().filter(|f| f.up).count();
+        let state = match up {
+            n if n == shards.len() => "up",
+            0 => "down",
+            _ => "degraded",
+        };
+        let list: Vec<Value> = shards
+            .iter()
+            .map(|f| {
+                json!({
+                    "url": f.url,
+                    "up": f.up,
+                    "rtt_us": f.rtt_us,
+                    "channels": f.channels,
+                    "publishes_forwarded": f.publishes_forwarded,
+                    "publishes_refused": f.publishes_refused,
+                    "messages_received": f.messages_received,
+                    "messages_recovered": f.messages_recovered,
+                    "reconnects": f.reconnects,
+                })
+            })
+            .collect();
+        doc.insert(
+            "backplane".into(),
+            json!({ "state": state, "shards": list }),
+        );
+    }
     Value::Object(doc)
 }
 
@@ -151,7 +180,45 @@ pub fn metrics_text(s: &Snapshot) -> String {
             let _ = writeln!(out, "{}{{{}=\"{label}\"}} {v}", l.metric.name, l.label);
         }
     }
+    if let Some(shards) = &s.backplane {
+        backplane_metrics(&mut out, shards, header);
+    }
     out
+}
+
+/// The backplane's figures, one sample per shard.
+fn backplane_metrics(
+    out: &mut String,
+    shards: &[ShardFigures],
+    header: impl Fn(&mut String, &Metric),
+) {
+    type Value = fn(&ShardFigures) -> String;
+    let table: [(Metric, Value); 8] = [
+        (names::BACKPLANE_UP, |f| u64::from(f.up).to_string()),
+        (names::BACKPLANE_RTT, |f| {
+            format!("{:.6}", f.rtt_us as f64 / 1e6)
+        }),
+        (names::BACKPLANE_CHANNELS, |f| f.channels.to_string()),
+        (names::BACKPLANE_FORWARDED, |f| {
+            f.publishes_forwarded.to_string()
+        }),
+        (names::BACKPLANE_REFUSED, |f| {
+            f.publishes_refused.to_string()
+        }),
+        (names::BACKPLANE_RECEIVED, |f| {
+            f.messages_received.to_string()
+        }),
+        (names::BACKPLANE_RECOVERED, |f| {
+            f.messages_recovered.to_string()
+        }),
+        (names::BACKPLANE_RECONNECTS, |f| f.reconnects.to_string()),
+    ];
+    for (metric, value) in table {
+        header(out, &metric);
+        for (i, f) in shards.iter().enumerate() {
+            let _ = writeln!(out, "{}{{shard=\"{i}\"}} {}", metric.name, value(f));
+        }
+    }
 }
 
 #[cfg(test)]

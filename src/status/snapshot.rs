@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::counters::{
     CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TooLarge,
 };
+use crate::cluster::ShardFigures;
 use crate::pubsub::hub::HubTotals;
 
 /// One reactor's share.
@@ -36,6 +37,8 @@ pub struct Snapshot {
     pub hub: HubTotals,
     pub rss_bytes: u64,
     pub reactors: Vec<ReactorSnapshot>,
+    /// The Redis shards, when there is a backplane.
+    pub backplane: Option<Vec<ShardFigures>>,
 }
 
 fn load(a: &AtomicU64) -> u64 {
@@ -44,7 +47,7 @@ fn load(a: &AtomicU64) -> u64 {
 
 impl Snapshot {
     /// Reads the counters of every reactor and the hub's totals.
-    pub fn take(stats: &Stats, hub: HubTotals) -> Snapshot {
+    pub fn take(stats: &Stats, hub: HubTotals, backplane: Option<Vec<ShardFigures>>) -> Snapshot {
         let sum = |f: &dyn Fn(&ReactorStats) -> u64| stats.reactors.iter().map(f).sum::<u64>();
         let connections = std::array::from_fn(|kind| {
             let n: i64 = stats
@@ -85,6 +88,7 @@ impl Snapshot {
                     bytes_out: load(&r.bytes_out),
                 })
                 .collect(),
+            backplane,
         }
     }
 

@@ -14,12 +14,13 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pubsub::bus::{Delivery, ReactorLink};
 use crate::pubsub::channel::{ChannelInfo, ChannelRef, ChannelRequest, Resume};
 use crate::pubsub::message::{Message, Publication};
+use crate::pubsub::remote::{RemoteMessage, RemoteWatch};
 use crate::pubsub::store::StoreLimits;
 use table::{Channel, HubState};
 
@@ -33,6 +34,10 @@ pub struct HubSettings {
     pub max_channels: usize,
     /// Most subscribers per channel (0 = unlimited).
     pub max_subscribers_per_channel: usize,
+    /// A backplane (Redis) holds ids and history: the hub only routes
+    /// messages to reactors and counts subscribers, and replays come from
+    /// the backplane (`reactor/cluster.rs`).
+    pub remote: bool,
 }
 
 /// What a reactor needs to register a new subscriber.
@@ -46,7 +51,11 @@ pub struct Subscribed {
     pub missed: bool,
     /// The newest id assigned so far: later inbox messages with an id at or
     /// below it are already covered by `replay` (or predate the subscriber).
+    /// 0 with a backplane (its ids are Redis's).
     pub last_seq: u64,
+    /// With a backplane: per shard, the highest seq handed to reactors so
+    /// far (later messages are above it).
+    pub positions: Vec<u64>,
 }
 
 /// A limit that refused a publish or subscribe (answered with 429).
@@ -94,6 +103,8 @@ pub struct Hub {
     state: Mutex<HubState>,
     links: Vec<ReactorLink>,
     settings: HubSettings,
+    /// Told which channels have local subscribers (cluster mode).
+    watcher: OnceLock<Arc<dyn RemoteWatch>>,
     /// First id of this run; ids from before it come from an earlier run.
     first_seq: u64,
 }
@@ -116,8 +127,20 @@ impl Hub {
             state: Mutex::new(HubState::new(first_seq)),
             links,
             settings,
+            watcher: OnceLock::new(),
             first_seq,
         }
+    }
+
+    /// Connects the backplane that must learn which channels have local
+    /// subscribers. Set once, before any reactor runs.
+    pub fn set_watcher(&self, watcher: Arc<dyn RemoteWatch>) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// Whether ids and history live in a backplane.
+    pub fn is_remote(&self) -> bool {
+        self.settings.remote
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -234,12 +257,21 @@ impl Hub {
             ch.per_reactor[r] += 1;
             ch.idle_since = None;
             channels.push(ch.channel_ref());
+            if ch.subscribers == 1 {
+                if let Some(w) = self.watcher.get() {
+                    w.watch(&req.name);
+                }
+            }
+            if self.settings.remote {
+                continue;
+            }
             missed |= replay_from(ch, resume, current, &mut replay);
             if req.backtrack > 0 {
                 let skip = ch.history.len().saturating_sub(req.backtrack);
                 replay.extend(ch.history.iter().skip(skip).cloned());
             }
         }
+        let positions = st.watermarks.clone();
         drop(guard);
         // One message published to several channels appears once per
         // channel; the subscriber gets it once.
@@ -249,7 +281,8 @@ impl Hub {
             channels,
             replay,
             missed,
-            last_seq: current,
+            last_seq: if self.settings.remote { 0 } else { current },
+            positions,
         })
     }
 
@@ -265,6 +298,11 @@ impl Hub {
                     st.subscribers -= 1;
                     ch.subscribers -= 1;
                     ch.per_reactor[r] = ch.per_reactor[r].saturating_sub(1);
+                    if ch.subscribers == 0 {
+                        if let Some(w) = self.watcher.get() {
+                            w.unwatch(&c.name);
+                        }
+                    }
                     st.note_if_idle(&c.name, now);
                 }
             }
@@ -288,6 +326,11 @@ impl Hub {
     pub fn delete(&self, name: &str) -> Option<ChannelInfo> {
         let mut st = self.lock();
         let ch = st.remove_channel(name)?;
+        if ch.subscribers > 0 {
+            if let Some(w) = self.watcher.get() {
+                w.unwatch(name);
+            }
+        }
         let mut info = ch.info();
         info.stored_messages = 0;
         let cref = ch.channel_ref();
@@ -300,6 +343,54 @@ impl Hub {
         drop(st);
         self.wake(&wake, None);
         Some(info)
+    }
+
+    /// Routes messages the backplane received to the reactors with local
+    /// subscribers of their channels (channels nobody here listens to are
+    /// skipped). Nothing is stored or numbered here: Redis did both.
+    pub fn deliver_remote(&self, messages: Vec<RemoteMessage>) {
+        let mut wake = vec![false; self.links.len()];
+        {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            for m in messages {
+                let shard = usize::from(m.shard);
+                if st.watermarks.len() <= shard {
+                    st.watermarks.resize(shard + 1, 0);
+                }
+                st.watermarks[shard] = st.watermarks[shard].max(m.seq);
+                let Some(ch) = st.channels.get_mut(m.channel.as_str()) else {
+                    continue;
+                };
+                if ch.subscribers == 0 {
+                    continue;
+                }
+                ch.published += 1;
+                ch.last_seq = Some(m.seq);
+                let msg = Arc::new(Message::remote(&m, ch.channel_ref()));
+                for (r, n) in ch.per_reactor.iter().enumerate() {
+                    if *n > 0 {
+                        wake[r] = true;
+                        self.links[r].push(Delivery::Message(msg.clone()));
+                    }
+                }
+            }
+        }
+        self.wake(&wake, None);
+    }
+
+    /// A message from the backplane bound to this node's channel, for a
+    /// replay (None when nobody here subscribes to the channel any more).
+    pub fn remote_message(&self, m: &RemoteMessage) -> Option<Arc<Message>> {
+        let st = self.lock();
+        let ch = st.channels.get(m.channel.as_str())?;
+        Some(Arc::new(Message::remote(m, ch.channel_ref())))
+    }
+
+    /// Another node deleted `name`: tell and disconnect the local
+    /// subscribers, as a local DELETE does.
+    pub fn deleted_remotely(&self, name: &str) {
+        let _ = self.delete(name);
     }
 
     /// A channel's figures, or None if it does not exist.

@@ -72,6 +72,9 @@ pub(super) struct HubState {
     pub subscribers: u64,
     pub channels_collected: u64,
     pub messages_expired: u64,
+    /// Backplane: per shard, the highest seq handed to the reactors. A
+    /// subscriber registered now gets only messages above it.
+    pub watermarks: Vec<u64>,
 }
 
 impl HubState {
@@ -88,6 +91,7 @@ impl HubState {
             subscribers: 0,
             channels_collected: 0,
             messages_expired: 0,
+            watermarks: Vec::new(),
         }
     }
 

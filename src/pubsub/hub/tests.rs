@@ -16,6 +16,7 @@ fn hub(reactors: usize, tweak: impl FnOnce(&mut HubSettings)) -> (Hub, Vec<Inbox
         channel_idle_ttl_ms: 300_000,
         max_channels: 0,
         max_subscribers_per_channel: 0,
+        remote: false,
     };
     tweak(&mut settings);
     let mut links = Vec::new();
