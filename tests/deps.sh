@@ -10,6 +10,10 @@
 #             run the token minting examples (docs/examples/tokens/) in
 #             tests/tokens_cli.rs; Debian's php-cli, nodejs and python3,
 #             installed only when the command is missing
+#   redis-server
+#             Debian's package, for the cluster suite (tests/cluster.rs):
+#             each test starts its own on a free loopback port, without
+#             persistence; the package's own service is not used
 #   chromium  /usr/bin/chromium, Debian's package, for the browser suite
 #             (tests/browser.rs); playwright cannot download a browser here
 #   node_modules  tests/browser/node_modules (playwright-core) by `npm ci`
@@ -39,7 +43,7 @@ apt_install() {
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   }
 }
-for pair in php:php-cli node:nodejs npm:npm python3:python3; do
+for pair in php:php-cli node:nodejs npm:npm python3:python3 redis-server:redis-server; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1; then
     echo "== $cmd (Debian's $pkg)"

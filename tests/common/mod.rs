@@ -9,6 +9,7 @@
 
 mod child;
 mod conn;
+mod redis_server;
 mod server;
 mod sse;
 mod status;
@@ -19,4 +20,6 @@ mod ws;
 // otherwise; the allow is on the re-export alone, so an unused `use`
 // inside a module still warns.
 #[allow(unused_imports)]
-pub use self::{child::*, conn::*, server::*, sse::*, status::*, stream::*, ws::*};
+pub use self::{
+    child::*, conn::*, redis_server::*, server::*, sse::*, status::*, stream::*, ws::*,
+};
