@@ -1,9 +1,11 @@
 //! The `crier` command: flags and config file, start, signals.
 //!
-//! `--check-host N` runs [`hostcheck`] instead of the server, and
-//! `crier token …` mints or checks a signed channel token ([`token`]); both
-//! live with the command, not in the library, because the server never
-//! uses them. With no subcommand, `crier [flags]` serves, as it always did.
+//! `--check-host N` runs [`hostcheck`] instead of the server, `crier token
+//! …` mints or checks a signed channel token ([`token`]), and `crier health
+//! URL` checks a running server with a publish → subscribe round trip
+//! ([`health`]); all live with the command, not in the library, because the
+//! server never uses them. With no subcommand, `crier [flags]` serves, as
+//! it always did.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crier::{Config, Overrides, Server};
 
+mod health;
 mod hostcheck;
 mod token;
 
@@ -47,12 +50,25 @@ enum Command {
     /// token says and "valid" (exit 0), or "refused: REASON" (exit 1).
     #[command(verbatim_doc_comment)]
     Token(token::TokenArgs),
+    /// Check a running server: publish a nonce, receive it, print the time.
+    ///
+    /// crier health http://127.0.0.1:8080 [--channel crier-health] [--timeout 5] [--json]
+    ///
+    /// Subscribes to the channel over EventSource, publishes a unique
+    /// message and waits for it. Prints "ok 0.4 ms" (exit 0), or
+    /// "fail: STAGE: REASON" (exit 1: connection refused, HTTP error,
+    /// timeout). The publish secret comes from --publish-secret or env
+    /// CRIER_PUBLISH_SECRET and is never printed. http:// only for now.
+    #[command(verbatim_doc_comment)]
+    Health(health::HealthArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Token(args)) = cli.command {
-        return token::run(args);
+    match cli.command {
+        Some(Command::Token(args)) => return token::run(args),
+        Some(Command::Health(args)) => return health::run(args),
+        None => {}
     }
     if let Some(n) = cli.check_host {
         return hostcheck::run(n);
