@@ -10,6 +10,9 @@
 #             run the token minting examples (docs/examples/tokens/) in
 #             tests/tokens_cli.rs; Debian's php-cli, nodejs and python3,
 #             installed only when the command is missing
+#   php-curl, python3-requests, golang-go, curl
+#             the publishing examples of docs/PUBLISHING.md
+#             (tests/snippets.rs runs each one)
 #   redis-server
 #             Debian's package, for the cluster suite (tests/cluster.rs):
 #             each test starts its own on a free loopback port, without
@@ -49,6 +52,12 @@ for pair in php:php-cli node:nodejs npm:npm python3:python3 redis-server:redis-s
     echo "== $cmd (Debian's $pkg)"
     apt_install "$pkg"
   fi
+done
+php -m 2>/dev/null | grep -qx curl || { echo "== php-curl"; apt_install php-curl; }
+python3 -c 'import requests' 2>/dev/null || { echo "== python3-requests"; apt_install python3-requests; }
+for pair in go:golang-go curl:curl; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || { echo "== $cmd (Debian's $pkg)"; apt_install "$pkg"; }
 done
 
 if [ ! -x /usr/bin/chromium ]; then

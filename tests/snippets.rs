@@ -6,10 +6,10 @@
 //! as it is.
 //!
 //! The Python standard-library example must run: a missing python3 fails
-//! the test (`bash tests/deps.sh` installs it). The others run when their
-//! tool is here and are skipped with a note otherwise: node and php come
-//! from tests/deps.sh, php's curl extension, Python's requests and Go
-//! usually do not (the doc says which were run in CI).
+//! the test. The others run when their tool is here and are skipped with a
+//! note otherwise; `bash tests/deps.sh` (what CI runs) installs every one
+//! of them (node, php with php-curl, Python's requests, Go, curl), so in CI
+//! none is skipped.
 
 mod common;
 
