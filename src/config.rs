@@ -150,7 +150,7 @@ settings! {
     max_connection_lifetime: u64 = 0;
     /// Most open connections; over it new connections get a fast 503; 0 = limited by open files only [default: 0].
     max_connections: usize = 0;
-    /// Redis backplane: `redis://[:PASSWORD@]HOST:PORT[/DB]`, comma-separated for several independent shards (channels are spread by a stable hash). Empty = single node with in-memory history (docs/CLUSTER.md) [default: empty].
+    /// Redis backplane: `redis://[:PASSWORD@]HOST:PORT[/DB]`, comma-separated for several independent shards (channels are spread by a stable hash); also env CRIER_REDIS, which keeps a password out of the process list. Empty = single node with in-memory history (docs/CLUSTER.md) [default: empty].
     redis: String = String::new();
     /// Prefix of every Redis key and pub/sub channel crier uses, so several fleets can share a Redis [default: crier].
     redis_prefix: String = "crier".to_string();
@@ -245,6 +245,10 @@ impl Config {
                 SecretSetting::SubscribeKey => self.subscribe_key = secrets,
             }
         }
+        // Redis URLs may carry a password.
+        if let Some(urls) = lookup("CRIER_REDIS") {
+            self.redis = urls;
+        }
     }
 
     /// The access rules these settings describe.
@@ -320,6 +324,13 @@ mod tests {
         assert_eq!(cfg.workers, 3);
         assert_eq!(cfg.max_message_size, 10);
         assert!(toml::from_str::<Config>("no-such-key = 1").is_err());
+    }
+
+    #[test]
+    fn redis_urls_come_from_the_environment_too() {
+        let mut cfg = Config::default();
+        cfg.apply_env(|v| (v == "CRIER_REDIS").then(|| "redis://:pw@a:1,redis://b:2".into()));
+        assert_eq!(cfg.redis_urls(), ["redis://:pw@a:1", "redis://b:2"]);
     }
 
     #[test]

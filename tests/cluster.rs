@@ -106,6 +106,50 @@ fn a_publish_on_one_node_reaches_every_node_with_the_same_ids() {
 }
 
 #[test]
+fn a_node_stops_listening_when_its_last_subscriber_of_a_channel_leaves() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis.url(), |_| {}), node(&redis.url(), |_| {}));
+    wait_up(a.addr());
+    wait_up(b.addr());
+    let on_a = SseClient::connect(a.addr(), "/ev/scores");
+    let first_on_b = SseClient::connect(b.addr(), "/ev/scores");
+    let second_on_b = SseClient::connect(b.addr(), "/ev/scores");
+    wait_listening(a.addr(), 1);
+    wait_listening(b.addr(), 1);
+    let numsub = || -> u64 {
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("crier:m:scores")
+            .query(&mut redis.client())
+            .expect("PUBSUB NUMSUB");
+        n
+    };
+    // One Redis subscription per node, however many local subscribers.
+    assert_eq!(numsub(), 2);
+    drop(first_on_b);
+    poll_status(b.addr(), "one subscriber left on b", |s| {
+        s["subscribers"] == 1
+    });
+    assert_eq!(numsub(), 2, "b still has a subscriber of the channel");
+    drop(second_on_b);
+    wait_listening(b.addr(), 0);
+    poll_until("b unsubscribed in Redis", || match numsub() {
+        1 => Ok(()),
+        n => Err(format!("{n} subscriptions")),
+    });
+    drop(on_a);
+    wait_listening(a.addr(), 0);
+    poll_until("no node listens to the channel", || {
+        let chans = redis.pubsub_channels();
+        if chans.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{chans:?}"))
+        }
+    });
+}
+
+#[test]
 fn concurrent_publishes_on_every_node_give_one_sequence_everywhere() {
     let redis = RedisServer::start();
     let nodes: Vec<crier::Handle> = (0..3).map(|_| node(&redis.url(), |_| {})).collect();
