@@ -10,6 +10,7 @@
 //! else is internal (`pub(crate)`), so the compiler reports what is unused.
 
 mod auth;
+mod compat;
 mod config;
 mod http;
 mod logging;
@@ -20,7 +21,7 @@ mod server;
 mod status;
 mod web;
 
-pub use config::{Config, Overrides, Secret};
+pub use config::{Compat, Config, FirstMessage, Overrides, PublisherMode, Secret};
 pub use logging::init as init_logging;
 pub use server::{Handle, Server};
 

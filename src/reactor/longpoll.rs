@@ -57,6 +57,7 @@ impl Reactor {
             missed: false,
             position: 0,
             deadline,
+            dialect: access.dialect.clone(),
         };
         let new = NewSubscriber {
             format: WireFormat::LongPoll,
@@ -66,7 +67,8 @@ impl Reactor {
         let Some(subscribed) = self.register_subscriber(k, new, sub, &access) else {
             return;
         };
-        let answer_now = !subscribed.replay.is_empty() || subscribed.missed;
+        let answer_now =
+            !subscribed.replay.is_empty() || subscribed.missed || access.dialect.answers_at_once();
         if let Some(lp) = self
             .conns
             .get_mut(k)
@@ -150,6 +152,9 @@ impl Reactor {
 
     /// The HTTP answer that ends a poll.
     fn longpoll_answer(&self, lp: &LongPollWait, end: PollEnd, mode: ReplyMode) -> Vec<u8> {
+        if let Some(bytes) = self.compat_longpoll_answer(lp, end, mode) {
+            return bytes;
+        }
         let opts = &lp.cors;
         match end {
             PollEnd::TokenExpired => response::error(

@@ -15,6 +15,7 @@
 //! `local.rs`, `outqueue.rs` and `timer.rs`.
 
 mod access;
+mod compat;
 mod conn;
 mod fanout;
 mod flush;
@@ -304,6 +305,7 @@ impl Reactor {
             payload: render::status_json(&snapshot).to_string().into(),
             event_type: Some("status".into()),
             content_type: Some("application/json".into()),
+            event_id: None,
             system: true,
         };
         let _ = self
