@@ -14,6 +14,7 @@ use crate::auth::origin::AllowedOrigins;
 use crate::auth::policy::AccessPolicy;
 pub use crate::auth::secret::Secret;
 use crate::auth::token::{Pattern, TokenKeys};
+pub use crate::compat::settings::{Compat, FirstMessage, PublisherMode};
 
 /// Environment variables that may hold secrets, so they need not appear in
 /// a command line (visible in the process list) or a config file.
@@ -158,6 +159,16 @@ settings! {
     drain_timeout: u64 = 10;
     /// On shutdown, SSE clients are told to reconnect after a random delay of up to this many seconds [default: 10].
     reconnect_spread: u64 = 10;
+    /// Speak another server's HTTP API as well as crier's, for clients written against it: off, push-stream or nchan (docs/MIGRATING.md) [default: off].
+    compat: Compat = Compat::Off;
+    /// Where a new subscriber without a resume point starts: live (= newest: only new messages), oldest (every stored one), N (from the Nth stored), -N (the newest N), or auto (live; oldest with --compat nchan) [default: auto].
+    first_message: FirstMessage = FirstMessage::Auto;
+    /// With --compat push-stream: the publisher location's mode, normal (DELETE answers 405) or admin (DELETE deletes channels) [default: normal].
+    push_stream_publisher: PublisherMode = PublisherMode::Normal;
+    /// With --compat nchan: the nchan_publisher location; publish, GET and DELETE at PATH/CH or PATH?id=CH [default: /pub].
+    nchan_publish_location: String = "/pub".to_string();
+    /// With --compat nchan: the nchan_subscriber location; every transport at PATH/CH or PATH?id=CH (the same path as the publisher's = nchan_pubsub) [default: /sub].
+    nchan_subscribe_location: String = "/sub".to_string();
 }
 
 impl Config {
@@ -212,6 +223,16 @@ impl Config {
         if self.max_channel_id == 0 || self.max_channel_id > crate::pubsub::channel::MAX_CHANNEL_ID
         {
             return Err("max-channel-id must be between 1 and 128".into());
+        }
+        for (name, path) in [
+            ("nchan-publish-location", &self.nchan_publish_location),
+            ("nchan-subscribe-location", &self.nchan_subscribe_location),
+        ] {
+            if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+                return Err(format!(
+                    "{name} must be a path like /pub (starts with /, does not end with /)"
+                ));
+            }
         }
         self.access_policy()?;
         for url in self.redis_urls() {

@@ -11,6 +11,7 @@
 
 mod auth;
 mod cluster;
+mod compat;
 mod config;
 mod http;
 mod logging;
@@ -21,7 +22,7 @@ mod server;
 mod status;
 mod web;
 
-pub use config::{Config, Overrides, Secret};
+pub use config::{Compat, Config, FirstMessage, Overrides, PublisherMode, Secret};
 pub use logging::init as init_logging;
 pub use server::{Handle, Server};
 

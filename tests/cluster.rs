@@ -481,3 +481,28 @@ impl Drop for RedisServerOn {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn first_message_reads_the_shared_history_on_any_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), |_| {});
+    let b = node(&redis.url(), |c| c.first_message = "-2".parse().unwrap());
+    wait_up(a.addr());
+    wait_up(b.addr());
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            let (st, reply) = try_publish(a.addr(), "feed", &format!("m{i}"));
+            assert_eq!(st, 200, "{reply}");
+            reply["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // No id given: b starts from the newest two of what a published.
+    let mut on_b = SseClient::connect(b.addr(), "/ev/feed");
+    assert_eq!(
+        events(&mut on_b, 2),
+        vec![(ids[1].clone(), "m1".into()), (ids[2].clone(), "m2".into())]
+    );
+    wait_listening(b.addr(), 1);
+    let (_, reply) = try_publish(a.addr(), "feed", "m3");
+    assert_eq!(events(&mut on_b, 1)[0].1, "m3", "{reply}");
+}

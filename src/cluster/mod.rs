@@ -62,6 +62,8 @@ pub struct ChannelStart {
     pub backtrack: usize,
     /// Every stored message published at or after this time (ms).
     pub since_ms: Option<u64>,
+    /// `--first-message`: every stored message but the oldest this many.
+    pub all_but_oldest: Option<usize>,
 }
 
 /// History wanted from one shard for a subscriber.

@@ -610,6 +610,9 @@ fn remote_message(
             event_type: text(event),
             content_type: text(content_type),
             system: false,
+            // push-stream's Event-Id stays on the node it was published
+            // on (docs/MIGRATING.md).
+            event_id: None,
         },
     }
 }
@@ -746,6 +749,9 @@ async fn fetch_replay(
         }
         if start.backtrack > 0 {
             let skip = kept.len().saturating_sub(start.backtrack);
+            picked.extend(kept.iter().skip(skip));
+        }
+        if let Some(skip) = start.all_but_oldest {
             picked.extend(kept.iter().skip(skip));
         }
         for e in picked {

@@ -38,6 +38,19 @@ pub struct Headers<'a> {
     pub origin: Option<Cow<'a, str>>,
     /// `Authorization`: a publish or status secret, or a signed token.
     pub authorization: Option<Cow<'a, str>>,
+    /// `Event-Id`: push-stream's publisher-chosen message id.
+    pub event_id: Option<Cow<'a, str>>,
+    /// `X-EventSource-Event`: Nchan's SSE event name of a message.
+    pub eventsource_event: Option<Cow<'a, str>>,
+    /// `Accept`: the reply format (Nchan, push-stream) or the subscriber
+    /// transport (Nchan: `text/event-stream`, `multipart/mixed`).
+    pub accept: Option<Cow<'a, str>>,
+    /// `If-Modified-Since`: push-stream's and Nchan's long-poll position.
+    pub if_modified_since: Option<Cow<'a, str>>,
+    /// `TE`: Nchan's chunked subscriber asks with `TE: chunked`.
+    pub te: Option<Cow<'a, str>>,
+    /// `X-Nginx-PushStream-Mode`: push-stream's `polling` / `long-polling`.
+    pub pushstream_mode: Option<Cow<'a, str>>,
 }
 
 impl Headers<'_> {
@@ -73,7 +86,12 @@ impl<'a> Headers<'a> {
     /// Single-valued fields: the first occurrence wins.
     fn single_slot(&mut self, name: &str) -> Option<&mut Option<Cow<'a, str>>> {
         let slot = match name.len() {
+            2 if name.eq_ignore_ascii_case("te") => &mut self.te,
             6 if name.eq_ignore_ascii_case("origin") => &mut self.origin,
+            8 if name.eq_ignore_ascii_case("event-id") => &mut self.event_id,
+            17 if name.eq_ignore_ascii_case("if-modified-since") => &mut self.if_modified_since,
+            19 if name.eq_ignore_ascii_case("x-eventsource-event") => &mut self.eventsource_event,
+            23 if name.eq_ignore_ascii_case("x-nginx-pushstream-mode") => &mut self.pushstream_mode,
             7 if name.eq_ignore_ascii_case("upgrade") => &mut self.upgrade,
             10 if name.eq_ignore_ascii_case("event-type") => &mut self.event_type,
             12 if name.eq_ignore_ascii_case("content-type") => &mut self.content_type,
@@ -98,6 +116,8 @@ impl<'a> Headers<'a> {
             &mut self.sec_websocket_extensions
         } else if name.eq_ignore_ascii_case("if-none-match") {
             &mut self.if_none_match
+        } else if name.eq_ignore_ascii_case("accept") {
+            &mut self.accept
         } else {
             return None;
         };

@@ -92,7 +92,7 @@ pub struct RouteLimits {
 }
 
 impl RouteError {
-    fn new(status: u16, message: impl Into<String>) -> RouteError {
+    pub fn new(status: u16, message: impl Into<String>) -> RouteError {
         RouteError {
             status,
             message: message.into(),
@@ -101,7 +101,7 @@ impl RouteError {
         }
     }
 
-    fn method(allow: &'static str) -> RouteError {
+    pub fn method(allow: &'static str) -> RouteError {
         RouteError {
             status: 405,
             message: format!("method not allowed; use {allow}"),
@@ -120,7 +120,7 @@ impl RouteError {
 
 impl RouteLimits {
     /// Checks one channel id against the id rule and the length limit.
-    fn check(&self, id: &str) -> Result<(), RouteError> {
+    pub fn check(&self, id: &str) -> Result<(), RouteError> {
         if id.len() > self.max_channel_id {
             return Err(RouteError {
                 limit: Some(RouteLimit::ChannelId),
@@ -145,7 +145,7 @@ impl RouteLimits {
         Ok(())
     }
 
-    fn channel_list(&self, raw: &str) -> Result<Vec<String>, RouteError> {
+    pub fn channel_list(&self, raw: &str) -> Result<Vec<String>, RouteError> {
         let mut ids: Vec<String> = Vec::new();
         // `a/a` names one channel: a message is stored and counted once.
         for id in raw.split('/') {

@@ -22,6 +22,10 @@ pub struct MessageView<'a> {
     /// Published with a non-text content type.
     pub binary: bool,
     pub payload: &'a [u8],
+    /// Publish time, ms since the Unix epoch (Nchan's `T:` of an id).
+    pub published_at_ms: u64,
+    /// The publisher's `Event-Id` (push-stream), if it gave one.
+    pub event_id: Option<&'a str>,
 }
 
 /// One message as a JSON object.
@@ -74,6 +78,8 @@ mod tests {
             content_type: None,
             binary,
             payload,
+            published_at_ms: 0,
+            event_id: None,
         }
     }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::envelope::{message_json, MessageView};
 use super::ws::{deflate, encode_frame, Opcode};
-use super::{sse, stream};
+use super::{compat, sse, stream};
 
 /// A subscriber's wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,14 @@ pub enum WireFormat {
     /// `deflate` is the permessage-deflate window (8..=15), 0 when not
     /// negotiated; `json` wraps each message in its JSON envelope.
     WebSocket { deflate: u8, json: bool },
+    /// push-stream's EventSource (`--compat push-stream`): `id:` is the
+    /// publisher's `Event-Id`, absent without one.
+    PushStreamSse,
+    /// Nchan's EventSource (`--compat nchan`): `id: TIME:ID`.
+    NchanSse,
+    /// A WebSocket that chose Nchan's `ws+meta.nchan` subprotocol: each
+    /// frame is `id:` and `content-type:` lines, a blank line, the message.
+    NchanWsMeta { deflate: u8 },
 }
 
 /// Settings the encoders need that are the same for every message.
@@ -54,7 +62,7 @@ pub enum Encoded {
 
 impl WireFormat {
     /// Number of distinct formats (see [`index`](Self::index)).
-    pub const COUNT: usize = 5 + 2 * 9;
+    pub const COUNT: usize = 5 + 2 * 9 + 2 + 9;
 
     /// A dense index per format, for per-message encoding caches.
     pub fn index(self) -> usize {
@@ -72,6 +80,9 @@ impl WireFormat {
                 };
                 5 + usize::from(json) * 9 + window
             }
+            WireFormat::PushStreamSse => 23,
+            WireFormat::NchanSse => 24,
+            WireFormat::NchanWsMeta { deflate } => 25 + window_index(deflate),
         }
     }
 
@@ -87,7 +98,10 @@ impl WireFormat {
 
     /// True for WebSocket formats.
     pub fn is_websocket(self) -> bool {
-        matches!(self, WireFormat::WebSocket { .. })
+        matches!(
+            self,
+            WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. }
+        )
     }
 
     /// The format a message of `payload_len` bytes is really sent in: small
@@ -99,8 +113,22 @@ impl WireFormat {
             {
                 WireFormat::WebSocket { deflate: 0, json }
             }
+            WireFormat::NchanWsMeta { deflate }
+                if deflate != 0 && payload_len < settings.deflate_min_size =>
+            {
+                WireFormat::NchanWsMeta { deflate: 0 }
+            }
             f => f,
         }
+    }
+}
+
+/// The cache slot of a deflate window: 0 uncompressed, 1..=8 for 8..=15.
+fn window_index(deflate: u8) -> usize {
+    if deflate == 0 {
+        0
+    } else {
+        usize::from(deflate.clamp(8, 15) - 7)
     }
 }
 
@@ -152,6 +180,25 @@ pub fn encode_message(
                 _ => Encoded::SameAs(WireFormat::WebSocket { deflate: 0, json }),
             };
         }
+        WireFormat::PushStreamSse => compat::push_stream::encode_sse(m, &mut out),
+        WireFormat::NchanSse => compat::nchan::encode_sse(m, &mut out),
+        WireFormat::NchanWsMeta { deflate } => {
+            let payload = compat::nchan::ws_meta_payload(m);
+            let opcode = if compat::nchan::ws_binary(m) {
+                Opcode::Binary
+            } else {
+                Opcode::Text
+            };
+            if deflate == 0 {
+                return Encoded::Bytes(encode_frame(opcode, false, &payload));
+            }
+            return match deflate::compress(&payload, deflate) {
+                Some(c) if c.len() < payload.len() => {
+                    Encoded::Bytes(encode_frame(opcode, true, &c))
+                }
+                _ => Encoded::SameAs(WireFormat::NchanWsMeta { deflate: 0 }),
+            };
+        }
     }
     Encoded::Bytes(out)
 }
@@ -185,6 +232,8 @@ mod tests {
             content_type: None,
             binary,
             payload,
+            published_at_ms: 0,
+            event_id: None,
         }
     }
 
@@ -284,6 +333,11 @@ mod tests {
             for w in 8..=15 {
                 all.push(WireFormat::WebSocket { deflate: w, json });
             }
+        }
+        all.extend([WireFormat::PushStreamSse, WireFormat::NchanSse]);
+        all.push(WireFormat::NchanWsMeta { deflate: 0 });
+        for w in 8..=15 {
+            all.push(WireFormat::NchanWsMeta { deflate: w });
         }
         let mut seen: Vec<usize> = all.iter().map(|f| f.index()).collect();
         seen.sort();

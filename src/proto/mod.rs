@@ -3,6 +3,7 @@
 //! (`.ci/run` checks that no file under `src/proto/` names them); a message
 //! reaches the codecs as a borrowed [`envelope::MessageView`].
 
+pub mod compat;
 pub mod envelope;
 pub mod format;
 pub mod longpoll;

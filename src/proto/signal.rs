@@ -47,10 +47,10 @@ impl Pings {
     /// their timeout instead.
     pub fn ping(&self, format: WireFormat) -> Option<&Bytes> {
         match format {
-            WireFormat::Sse => Some(&self.sse),
+            WireFormat::Sse | WireFormat::PushStreamSse | WireFormat::NchanSse => Some(&self.sse),
             WireFormat::StreamChunked | WireFormat::StreamJson => Some(&self.stream_chunked),
             WireFormat::StreamRaw => Some(&self.stream_raw),
-            WireFormat::WebSocket { .. } => Some(&self.websocket),
+            WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. } => Some(&self.websocket),
             WireFormat::LongPoll => None,
         }
     }
@@ -62,11 +62,15 @@ impl Pings {
 pub fn goodbye(format: WireFormat, retry_ms: u64) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
-        WireFormat::Sse => sse::encode_retry(retry_ms, &mut out),
+        WireFormat::Sse | WireFormat::PushStreamSse | WireFormat::NchanSse => {
+            sse::encode_retry(retry_ms, &mut out)
+        }
         WireFormat::StreamChunked | WireFormat::StreamJson => {
             out.extend_from_slice(stream::LAST_CHUNK)
         }
-        WireFormat::WebSocket { .. } => out = encode_close(CLOSE_GOING_AWAY, "server going away"),
+        WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. } => {
+            out = encode_close(CLOSE_GOING_AWAY, "server going away")
+        }
         WireFormat::StreamRaw | WireFormat::LongPoll => {}
     }
     out
@@ -87,13 +91,17 @@ pub fn slow_consumer(format: WireFormat) -> Option<Vec<u8>> {
 pub fn token_expired(format: WireFormat) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
-        WireFormat::Sse => sse::encode_event(None, Some("token_expired"), b"", &mut out),
+        WireFormat::Sse | WireFormat::PushStreamSse | WireFormat::NchanSse => {
+            sse::encode_event(None, Some("token_expired"), b"", &mut out)
+        }
         WireFormat::StreamChunked => out.extend_from_slice(stream::LAST_CHUNK),
         WireFormat::StreamJson => {
             stream::encode_chunk(br#"{"event":"token_expired"}"#, b"\n", &mut out);
             out.extend_from_slice(stream::LAST_CHUNK);
         }
-        WireFormat::WebSocket { .. } => out = encode_close(CLOSE_TOKEN_EXPIRED, "token expired"),
+        WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. } => {
+            out = encode_close(CLOSE_TOKEN_EXPIRED, "token expired")
+        }
         WireFormat::StreamRaw | WireFormat::LongPoll => {}
     }
     out
@@ -112,6 +120,10 @@ pub fn channel_deleted(format: WireFormat, channel: &str) -> Vec<u8> {
             out.extend_from_slice(stream::LAST_CHUNK);
         }
         WireFormat::WebSocket { .. } => out = encode_close(CLOSE_NORMAL, "channel deleted"),
+        // What push-stream and Nchan send (src/proto/compat/).
+        WireFormat::PushStreamSse => sse::encode_event(None, None, b"Channel deleted", &mut out),
+        WireFormat::NchanSse => out.extend_from_slice(b":410: 410 Gone\n\n"),
+        WireFormat::NchanWsMeta { .. } => out = encode_close(CLOSE_GOING_AWAY, "410 Gone"),
         WireFormat::StreamRaw | WireFormat::LongPoll => {}
     }
     out
@@ -133,10 +145,15 @@ pub fn missed(format: WireFormat, requested: Option<u64>) -> Vec<u8> {
         WireFormat::WebSocket { json: true, .. } => {
             out = encode_frame(Opcode::Text, false, missed_json(requested).as_bytes())
         }
+        // push-stream and Nchan have no "missed" signal: their clients
+        // would show it as a message.
         WireFormat::WebSocket { json: false, .. }
         | WireFormat::StreamChunked
         | WireFormat::StreamRaw
-        | WireFormat::LongPoll => {}
+        | WireFormat::LongPoll
+        | WireFormat::PushStreamSse
+        | WireFormat::NchanSse
+        | WireFormat::NchanWsMeta { .. } => {}
     }
     out
 }

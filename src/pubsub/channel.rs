@@ -48,6 +48,11 @@ pub enum Resume {
     AfterSeq(u64),
     /// Every stored message published at or after this time (ms since epoch).
     SinceMs(u64),
+    /// `--first-message` for a subscriber that named no resume point:
+    /// every stored message but the oldest `n` (0 = all of them).
+    Stored(u64),
+    /// `--first-message -N`: the newest `n` stored messages.
+    Newest(u64),
 }
 
 impl Resume {
@@ -69,6 +74,9 @@ pub struct ChannelInfo {
     pub stored_messages: u64,
     /// Id of the newest message published to the channel, if any.
     pub last_id: Option<u64>,
+    /// When that message was published (ms since the epoch), if it is
+    /// still stored (Nchan's ids carry it).
+    pub last_at_ms: Option<u64>,
 }
 
 impl ChannelInfo {
@@ -108,6 +116,7 @@ mod tests {
             published_messages: 3,
             stored_messages: 1,
             last_id: Some(17),
+            last_at_ms: None,
         };
         let v = info.to_json();
         assert_eq!(v["id"], "17");

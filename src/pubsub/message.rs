@@ -33,6 +33,9 @@ pub struct Message {
     pub event_type: Option<Box<str>>,
     /// Publisher's `Content-Type`, kept for long-poll replies.
     pub content_type: Option<Box<str>>,
+    /// push-stream's `Event-Id`: the publisher's own id for the message,
+    /// sent as the SSE `id:` and looked up on resume (`--compat push-stream`).
+    pub event_id: Option<Box<str>>,
     /// True for non-text content types: WebSocket binary frames, base64 on SSE.
     pub binary: bool,
     /// The body exactly as published.
@@ -53,6 +56,8 @@ pub struct Publication {
     pub payload: Bytes,
     pub event_type: Option<String>,
     pub content_type: Option<String>,
+    /// push-stream's `Event-Id` header (`--compat push-stream` only).
+    pub event_id: Option<String>,
     /// Published by crier itself (the `$status` stream): not stored and not
     /// counted in the published totals, which are about what clients send.
     pub system: bool,
@@ -77,6 +82,7 @@ impl Message {
             published_at_ms,
             event_type: p.event_type.map(String::into_boxed_str),
             content_type: p.content_type.map(String::into_boxed_str),
+            event_id: p.event_id.map(String::into_boxed_str),
             binary,
             payload: p.payload,
             stored_copies: AtomicU32::new(0),
@@ -101,6 +107,7 @@ impl Message {
         std::mem::size_of::<Message>()
             + self.payload.len()
             + self.channels.len() * std::mem::size_of::<ChannelRef>()
+            + self.event_id.as_deref().map_or(0, str::len)
     }
 
     /// The message in `format`, encoded on first use and shared afterwards.
@@ -149,6 +156,8 @@ impl Message {
             content_type: self.content_type.as_deref(),
             binary: self.binary,
             payload: &self.payload,
+            published_at_ms: self.published_at_ms,
+            event_id: self.event_id.as_deref(),
         };
         encode_message(format, &view, settings)
     }
@@ -200,6 +209,7 @@ mod tests {
             payload: Bytes::from_static(payload),
             event_type: None,
             content_type: content_type.map(str::to_string),
+            event_id: None,
             system: false,
         };
         let channel = ChannelRef {

@@ -340,6 +340,12 @@ impl Reactor {
             Resume::SinceMs(ms) => Some(ms),
             _ => None,
         };
+        // `--first-message` for a subscriber that named no resume point.
+        let (all_but_oldest, newest) = match sub.resume {
+            Resume::Stored(skip) => (Some(skip as usize), 0),
+            Resume::Newest(n) => (None, n as usize),
+            _ => (None, 0),
+        };
         let reply = ReplyTo {
             reactor: self.id,
             key: k,
@@ -353,8 +359,9 @@ impl Reactor {
                 .map(|c| ChannelStart {
                     channel: c.name.clone(),
                     after: (given.is_some() || requested.is_some()).then(|| floors[shard]),
-                    backtrack: c.backtrack,
+                    backtrack: c.backtrack.max(newest),
                     since_ms,
+                    all_but_oldest,
                 })
                 .collect();
             bp.replay(shard, ReplayRequest { reply, channels });

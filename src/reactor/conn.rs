@@ -16,6 +16,7 @@ use super::local::SubList;
 use super::outqueue::OutQueue;
 use super::per_ip::IpKey;
 use super::timer::{TimerId, NO_TIMER};
+use crate::compat::{Dialect, SubDialect};
 use crate::http::chunked::BodyReader;
 use crate::http::response::{Cors, ReplyMode};
 use crate::proto::ws::MessageReader;
@@ -142,6 +143,10 @@ pub struct PendingPublish {
     pub cors: Cors,
     pub event_type: Option<String>,
     pub content_type: Option<String>,
+    /// push-stream's `Event-Id` (`--compat push-stream`).
+    pub event_id: Option<String>,
+    /// The peer whose reply format answers it (`--compat`), if any.
+    pub dialect: Option<Dialect>,
     pub mode: ReplyMode,
     pub reader: BodyReader,
     pub body: Vec<u8>,
@@ -195,6 +200,8 @@ pub struct LongPollWait {
     pub position: u64,
     /// Tick at which the poll answers 304.
     pub deadline: u32,
+    /// push-stream's or Nchan's answer format (`--compat`), or crier's.
+    pub dialect: SubDialect,
 }
 
 impl Subscriber {
@@ -265,11 +272,13 @@ impl Conn {
         match &self.role {
             Role::Http(_) => ConnKind::Http,
             Role::Subscriber(s) => match s.format {
-                WireFormat::Sse => ConnKind::Sse,
+                WireFormat::Sse | WireFormat::PushStreamSse | WireFormat::NchanSse => ConnKind::Sse,
                 WireFormat::StreamChunked | WireFormat::StreamRaw | WireFormat::StreamJson => {
                     ConnKind::Stream
                 }
-                WireFormat::WebSocket { .. } => ConnKind::WebSocket,
+                WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. } => {
+                    ConnKind::WebSocket
+                }
                 WireFormat::LongPoll => ConnKind::LongPoll,
             },
         }

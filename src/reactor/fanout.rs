@@ -30,7 +30,7 @@ impl Reactor {
             return;
         };
         let mut turn = FanoutTurn {
-            encoded: vec![Default::default(); batch.len()],
+            encoded: vec![std::array::from_fn(|_| None); batch.len()],
             settings: &self.shared.encode,
             max_queued: self.shared.config.max_queued_bytes,
             now: self.now,

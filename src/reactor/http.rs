@@ -9,6 +9,7 @@ use super::subscribe::NewSubscriber;
 use super::subscribe::SubscriberAccess;
 use super::timer::secs_to_ticks;
 use super::Reactor;
+use crate::compat::{Dialect, SubDialect};
 use crate::http::chunked::BodyReader;
 use crate::http::request::{parse_head, BodyKind, HttpError, Limits, Method, RequestHead};
 use crate::http::response::{self, Cors, ReplyMode};
@@ -76,7 +77,7 @@ impl Reactor {
         }
     }
 
-    fn route_limits(&self) -> RouteLimits {
+    pub(super) fn route_limits(&self) -> RouteLimits {
         let cfg = &self.shared.config;
         RouteLimits {
             max_channels: cfg.max_channels_per_subscription,
@@ -230,6 +231,10 @@ impl Reactor {
     }
 
     fn handle_request(&mut self, k: usize, head: RequestHead<'_>) {
+        // `--compat push-stream|nchan`: the peer's routes (reactor/compat.rs).
+        if self.compat_request(k, &head) {
+            return;
+        }
         let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         let head_only = head.method == Method::Head;
         let cors = self.cors_for(head.headers.origin.as_deref());
@@ -294,7 +299,7 @@ impl Reactor {
         }
         let hub = self.hub.clone();
         match route {
-            Route::Publish(channels) => self.start_publish(k, &head, channels, cors),
+            Route::Publish(channels) => self.start_publish(k, &head, channels, cors, None),
             Route::ChannelInfo(id) | Route::Status(Some(id)) => {
                 self.channel_or_404(k, hub.info(&id).map(|i| i.to_json()), &cors, mode)
             }
@@ -345,10 +350,12 @@ impl Reactor {
                     cors,
                     grant: None,
                     publish_rights: None,
+                    dialect: SubDialect::Crier,
                 };
                 self.start_subscription(k, &head, sub, access);
             }
             Route::Subscribe(sub) => {
+                let sub = self.first_message(sub);
                 let names: Vec<&str> = sub.channels.iter().map(|c| c.name.as_str()).collect();
                 match policy.check_subscribe(&cred, &names, now_secs) {
                     Ok(grant) => {
@@ -356,6 +363,7 @@ impl Reactor {
                             cors,
                             grant,
                             publish_rights: None,
+                            dialect: SubDialect::Crier,
                         };
                         let access = if sub.transport == SubTransport::WebSocket {
                             SubscriberAccess {
@@ -377,18 +385,22 @@ impl Reactor {
         }
     }
 
-    fn start_publish(
+    pub(super) fn start_publish(
         &mut self,
         k: usize,
         head: &RequestHead<'_>,
         channels: Vec<String>,
         cors: Cors,
+        dialect: Option<Dialect>,
     ) {
         let expect_continue = head.expect_continue && head.body != BodyKind::None;
+        let (event_type, event_id) = crate::compat::publish_headers(dialect, &head.headers);
         let publish = PendingPublish {
             channels,
             cors,
-            event_type: head.headers.event_type.as_deref().map(str::to_string),
+            event_type,
+            event_id,
+            dialect,
             content_type: head.headers.content_type.as_deref().map(str::to_string),
             mode: ReplyMode::keep_alive(head.keep_alive),
             reader: BodyReader::new(head.body, self.shared.config.max_message_size),
@@ -405,10 +417,14 @@ impl Reactor {
     fn finish_publish(&mut self, k: usize, req: PendingPublish) {
         let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         let mode = ReplyMode::keep_alive(req.mode.keep_alive && !draining);
+        if let Some(dialect) = req.dialect {
+            return self.compat_publish(k, req, dialect, mode);
+        }
         let publication = Publication {
             payload: Bytes::from(req.body),
             event_type: req.event_type,
             content_type: req.content_type,
+            event_id: None,
             system: false,
         };
         if self.shared.backplane.is_some() {
@@ -433,7 +449,7 @@ impl Reactor {
     }
 
     /// Sets up a subscription request for its transport.
-    fn start_subscription(
+    pub(super) fn start_subscription(
         &mut self,
         k: usize,
         head: &RequestHead<'_>,
@@ -447,7 +463,7 @@ impl Reactor {
                 // Tells the browser how soon to reconnect after a drop, and
                 // opens the stream at once for proxies.
                 sse::encode_retry(self.shared.config.retry_ms, &mut bytes);
-                NewSubscriber::stream(WireFormat::Sse, bytes)
+                NewSubscriber::stream(access.dialect.sse_format(), bytes)
             }
             SubTransport::Stream => {
                 let format = WireFormat::stream(head.minor_version >= 1, sub.json);

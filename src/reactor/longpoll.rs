@@ -60,6 +60,7 @@ impl Reactor {
             missed: false,
             position: 0,
             deadline,
+            dialect: access.dialect.clone(),
         };
         let new = NewSubscriber {
             format: WireFormat::LongPoll,
@@ -69,7 +70,8 @@ impl Reactor {
         let Some(subscribed) = self.register_subscriber(k, new, sub, &access) else {
             return;
         };
-        let answer_now = !subscribed.replay.is_empty() || subscribed.missed;
+        let answer_now =
+            !subscribed.replay.is_empty() || subscribed.missed || access.dialect.answers_at_once();
         if let Some(lp) = self
             .conns
             .get_mut(k)
@@ -193,6 +195,9 @@ impl Reactor {
         mode: ReplyMode,
         composite: Option<&str>,
     ) -> Vec<u8> {
+        if let Some(bytes) = self.compat_longpoll_answer(lp, end, mode) {
+            return bytes;
+        }
         let opts = &lp.cors;
         match end {
             PollEnd::TokenExpired => response::error(

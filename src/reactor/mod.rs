@@ -16,6 +16,7 @@
 
 mod access;
 mod cluster;
+mod compat;
 mod conn;
 mod fanout;
 mod flush;
@@ -328,6 +329,7 @@ impl Reactor {
             payload: render::status_json(&snapshot).to_string().into(),
             event_type: Some("status".into()),
             content_type: Some("application/json".into()),
+            event_id: None,
             system: true,
         };
         let _ = self

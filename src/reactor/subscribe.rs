@@ -8,6 +8,7 @@ use super::conn::{Role, Subscriber, TransportState};
 use super::timer::secs_to_ticks;
 use super::{sockopt, Reactor};
 use crate::auth::token::Grant;
+use crate::compat::SubDialect;
 use crate::http::response::Cors;
 use crate::http::route::Subscription;
 use crate::proto::{signal, WireFormat};
@@ -35,6 +36,8 @@ pub(super) struct SubscriberAccess {
     pub grant: Option<Grant>,
     /// For a WebSocket: which of its channels the client may publish to.
     pub publish_rights: Option<Vec<bool>>,
+    /// The peer whose formats it speaks (`--compat`), or crier's own.
+    pub dialect: SubDialect,
 }
 
 impl NewSubscriber {

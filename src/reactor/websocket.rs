@@ -8,6 +8,7 @@ use super::conn::{TransportState, WsState};
 use super::subscribe::NewSubscriber;
 use super::subscribe::SubscriberAccess;
 use super::Reactor;
+use crate::compat::{SubDialect, NCHAN_WS_META};
 use crate::http::request::{Method, RequestHead};
 use crate::http::route::Subscription;
 use crate::proto::ws::error::{SizeLimit, CLOSE_POLICY};
@@ -69,8 +70,13 @@ impl Reactor {
         // JSON envelope with its id, so the client can resume with
         // `last_event_id`. Browsers cannot add headers but can offer a
         // subprotocol.
+        // With --compat nchan, Nchan's `ws+meta.nchan` (ids in each frame).
+        let supported = match &access.dialect {
+            SubDialect::Nchan(_) => &[NCHAN_WS_META][..],
+            _ => SUBPROTOCOLS,
+        };
         let subprotocol =
-            handshake::choose_subprotocol(h.sec_websocket_protocol.as_deref(), SUBPROTOCOLS);
+            handshake::choose_subprotocol(h.sec_websocket_protocol.as_deref(), supported);
         let json = sub.json || subprotocol == Some(JSON_SUBPROTOCOL);
         let (window, extension) = match negotiated {
             Some((params, response)) => (params.server_max_window_bits, Some(response)),
@@ -83,11 +89,16 @@ impl Reactor {
             (Some(rights), true) => rights.clone().into_boxed_slice(),
             _ => Box::default(),
         };
-        let new = NewSubscriber {
-            format: WireFormat::WebSocket {
+        let format = if subprotocol == Some(NCHAN_WS_META) {
+            WireFormat::NchanWsMeta { deflate: window }
+        } else {
+            WireFormat::WebSocket {
                 deflate: window,
                 json,
-            },
+            }
+        };
+        let new = NewSubscriber {
+            format,
             state: Some(Box::new(TransportState::WebSocket(WsState {
                 reader,
                 close_sent: false,
@@ -255,6 +266,7 @@ impl Reactor {
             payload: Bytes::from(payload),
             event_type: None,
             content_type,
+            event_id: None,
             system: false,
         };
         if self.shared.backplane.is_some() {

@@ -10,6 +10,7 @@
 //! de-duplicated by comparing ids. The critical sections are a few hash
 //! lookups and pushes; fanout to sockets happens outside, in the reactors.
 
+mod lookup;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -454,6 +455,17 @@ fn replay_from(ch: &Channel, resume: Resume, current: u64, replay: &mut Vec<Arc<
                     .filter(|m| m.published_at_ms >= since)
                     .cloned(),
             );
+            false
+        }
+        // `--first-message` (src/compat/settings.rs): where a subscriber
+        // without a resume point starts.
+        Resume::Stored(skip) => {
+            replay.extend(ch.history.iter().skip(skip as usize).cloned());
+            false
+        }
+        Resume::Newest(n) => {
+            let skip = ch.history.len().saturating_sub(n as usize);
+            replay.extend(ch.history.iter().skip(skip).cloned());
             false
         }
     }

@@ -38,6 +38,12 @@ impl Channel {
             published_messages: self.published,
             stored_messages: self.history.len() as u64,
             last_id: self.last_seq,
+            last_at_ms: self
+                .history
+                .iter()
+                .next_back()
+                .filter(|m| Some(m.seq) == self.last_seq)
+                .map(|m| m.published_at_ms),
         }
     }
 

@@ -1,0 +1,311 @@
+//! `--compat push-stream` end to end: the replies nginx-push-stream-module's
+//! publishers, dashboards and clients parse, byte for byte as its
+//! documentation and specs (misc/spec/) give them, and its resume rules:
+//! `Event-Id` / `Last-Event-Id`, `If-Modified-Since` + `If-None-Match`,
+//! `.bN`, JSONP.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+
+fn push_stream(tweak: impl FnOnce(&mut crier::Config)) -> crier::Handle {
+    start_with(2, |c| {
+        c.compat = crier::Compat::PushStream;
+        tweak(c);
+    })
+}
+
+fn raw(addr: SocketAddr, req: &str) -> Response {
+    let mut c = Conn::connect(addr);
+    c.write(req.as_bytes());
+    c.read_response()
+}
+
+fn post(addr: SocketAddr, path: &str, extra: &str, body: &str) -> Response {
+    raw(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> Response {
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n"),
+    )
+}
+
+#[test]
+fn publish_replies_with_the_channel_json() {
+    let s = push_stream(|_| {});
+    let a = s.addr();
+    let r = post(a, "/pub?id=my_channel_1", "", "Hello World!");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.text(),
+        "{\"channel\": \"my_channel_1\", \"published_messages\": 1, \"stored_messages\": 1, \"subscribers\": 0}\r\n"
+    );
+    let r = get(a, "/pub?id=my_channel_1", "Accept: text/plain\r\n");
+    assert_eq!(
+        r.text(),
+        "channel: my_channel_1\r\npublished_messages: 1\r\nstored_messages: 1\r\nactive_subscribers: 0\r\n"
+    );
+    // Several channels: the group form, valid JSON with "infos".
+    let r = post(a, "/pub?id=a/b", "", "both");
+    let v = r.json();
+    assert_eq!(v["infos"][0]["channel"], "a");
+    assert_eq!(v["infos"][1]["channel"], "b");
+    assert!(v["hostname"].is_string() && v["time"].as_str().unwrap().len() == 19);
+    // Errors: no body, the reason in X-Nginx-PushStream-Explain.
+    let r = post(a, "/pub?id=e", "", "");
+    assert_eq!((r.status, r.body.len()), (400, 0));
+    assert_eq!(
+        r.header("x-nginx-pushstream-explain"),
+        Some("Empty post requests are not allowed.")
+    );
+    let r = get(a, "/pub", "");
+    assert_eq!(
+        r.header("x-nginx-pushstream-explain"),
+        Some("No channel id provided.")
+    );
+    let r = post(a, "/pub?id=ALL", "", "x");
+    assert_eq!(
+        (r.status, r.header("x-nginx-pushstream-explain")),
+        (403, Some("Channel id not authorized for this method."))
+    );
+    let r = get(a, "/pub?id=none", "");
+    assert_eq!((r.status, r.body.len()), (404, 0));
+}
+
+#[test]
+fn delete_needs_an_admin_publisher() {
+    let s = push_stream(|_| {});
+    let a = s.addr();
+    post(a, "/pub?id=d", "", "x");
+    let r = raw(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST, PUT")));
+
+    let s = push_stream(|c| c.push_stream_publisher = crier::PublisherMode::Admin);
+    let a = s.addr();
+    post(a, "/pub?id=d", "", "x");
+    let mut sse = SseClient::connect(a, "/ev/d.b1");
+    assert_eq!(sse.event().data, "x");
+    let r = raw(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(
+        r.header("x-nginx-pushstream-explain"),
+        Some("Channel deleted.")
+    );
+    // The subscriber gets push-stream's "Channel deleted" message.
+    assert_eq!(sse.event().data, "Channel deleted");
+    let r = raw(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn channels_stats_summary_all_prefix_and_one() {
+    let s = push_stream(|_| {});
+    let a = s.addr();
+    post(a, "/pub?id=news_1", "", "a");
+    post(a, "/pub?id=news_2", "", "b");
+    post(a, "/pub?id=sport", "", "c");
+    let v = get(a, "/channels-stats", "").json();
+    for key in [
+        "hostname",
+        "time",
+        "channels",
+        "wildcard_channels",
+        "published_messages",
+        "stored_messages",
+        "messages_in_trash",
+        "channels_in_delete",
+        "channels_in_trash",
+        "subscribers",
+        "uptime",
+        "by_worker",
+    ] {
+        assert!(v.get(key).is_some(), "summary lacks {key}: {v}");
+    }
+    assert_eq!(
+        (v["channels"].as_u64(), v["published_messages"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(v["by_worker"].as_array().unwrap().len(), 2);
+    let all = get(a, "/channels-stats?id=ALL", "").json();
+    assert_eq!(all["infos"].as_array().unwrap().len(), 3);
+    let news = get(a, "/channels-stats?id=news_*", "").json();
+    let names: Vec<&str> = news["infos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["news_1", "news_2"]);
+    let one = get(a, "/channels-stats?id=sport", "");
+    assert_eq!(
+        one.text(),
+        "{\"channel\": \"sport\", \"published_messages\": 1, \"stored_messages\": 1, \"subscribers\": 0}\r\n"
+    );
+    assert_eq!(get(a, "/channels-stats?id=nope", "").status, 404);
+    let xml = get(a, "/channels-stats", "Accept: application/xml\r\n");
+    assert_eq!(xml.header("content-type"), Some("application/xml"));
+    assert!(xml
+        .text()
+        .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<infos>\r\n  <hostname>"));
+}
+
+#[test]
+fn eventsource_ids_are_the_publishers_event_ids_and_resume() {
+    let s = push_stream(|_| {});
+    let a = s.addr();
+    post(a, "/pub?id=ev", "Event-Id: event 1\r\n", "msg 1");
+    post(a, "/pub?id=ev", "Event-Id: event 2\r\n", "msg 2");
+    post(a, "/pub?id=ev", "", "msg 3");
+    post(
+        a,
+        "/pub?id=ev",
+        "Event-Id: event 3\r\nEvent-Type: tick\r\n",
+        "msg 4",
+    );
+    let mut sse = SseClient::connect_with(a, "/ev/ev", "Last-Event-ID: event 2\r\n");
+    let e = sse.event();
+    assert_eq!(
+        (e.data.as_str(), e.raw.as_slice()),
+        ("msg 3", &b"data: msg 3\n\n"[..])
+    );
+    let e = sse.event();
+    assert_eq!(e.raw, b"id: event 3\nevent: tick\ndata: msg 4\n\n");
+    assert_eq!((e.kind.as_str(), e.last_id.as_str()), ("tick", "event 3"));
+    // An unknown event id sends no old messages (push-stream's rule).
+    let mut fresh = SseClient::connect_with(a, "/ev/ev", "Last-Event-ID: nope\r\n");
+    wait_subscribers_status(a, "ev", 2);
+    post(a, "/pub?id=ev", "", "live");
+    assert_eq!(fresh.event().data, "live");
+}
+
+fn wait_subscribers_status(addr: SocketAddr, ch: &str, n: u64) {
+    poll_until(&format!("{n} subscribers on {ch}"), || {
+        let r = get(addr, &format!("/status?id={ch}"), "");
+        match r.status {
+            200 if r.json()["subscribers"].as_u64() >= Some(n) => Ok(()),
+            _ => Err(r.text()),
+        }
+    })
+}
+
+#[test]
+fn long_polling_resumes_from_last_modified_and_etag() {
+    let s = push_stream(|c| c.longpoll_timeout = 1);
+    let a = s.addr();
+    let mut c = Conn::connect(a);
+    // Nothing yet: 304 at the timeout, with the position to come back with.
+    let r = longpoll_on(&mut c, "/lp/lp", "If-None-Match: 0\r\n");
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    let etag = r.header("etag").unwrap().to_string();
+    assert!(etag.starts_with("W/"), "{etag}");
+    let lm = r.header("last-modified").unwrap().to_string();
+    post(a, "/pub?id=lp", "", "body");
+    let r = longpoll_on(
+        &mut c,
+        "/lp/lp",
+        &format!("If-Modified-Since: {lm}\r\nIf-None-Match: {etag}\r\n"),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "body"));
+    // The next poll waits for the next message, which answers it alone.
+    let (lm, etag) = (
+        r.header("last-modified").unwrap().to_string(),
+        r.header("etag").unwrap().to_string(),
+    );
+    c.write(format!("GET /lp/lp HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {lm}\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes());
+    wait_subscribers_status(a, "lp", 1);
+    post(a, "/pub?id=lp", "", "body 1");
+    let r = c.read_response();
+    assert_eq!(r.text(), "body 1");
+    let next: u64 = r.header("etag").unwrap()[2..].parse().unwrap();
+    let prev: u64 = etag[2..].parse().unwrap();
+    assert_eq!(next, prev + 1, "consecutive messages, consecutive tags");
+}
+
+#[test]
+fn jsonp_backtrack_and_polling_mode() {
+    let s = push_stream(|_| {});
+    let a = s.addr();
+    post(a, "/pub?id=j", "Event-Id: event_id\r\n", "body");
+    post(a, "/pub?id=j", "", "body1");
+    let mut c = Conn::connect(a);
+    let r = longpoll_on(&mut c, "/lp/j.b2?callback=callback_function", "");
+    assert_eq!(r.header("content-type"), Some("application/javascript"));
+    assert_eq!(r.text(), "callback_function([body,body1]);");
+    let r = longpoll_on(
+        &mut c,
+        "/lp/j?callback=callback_function",
+        "Last-Event-Id: event_id\r\n",
+    );
+    assert_eq!(r.text(), "callback_function([body1]);");
+    let r = longpoll_on(
+        &mut c,
+        "/lp/j?callback=cb",
+        "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(r.text(), "cb([body,body1]);");
+    // pushstream.js in JSONP mode sends the position as arguments.
+    let r = longpoll_on(
+        &mut c,
+        "/lp/j?callback=cb&time=Thu%2C%2001%20Jan%201970%2000%3A00%3A00%20GMT&tag=0",
+        "",
+    );
+    assert_eq!(r.text(), "cb([body,body1]);");
+    // Polling answers at once: 304 when nothing is new.
+    let etag = r.header("etag").unwrap().to_string();
+    let r = longpoll_on(
+        &mut c,
+        "/sub/j",
+        &format!("X-Nginx-PushStream-Mode: polling\r\nIf-None-Match: {etag}\r\n"),
+    );
+    assert_eq!(r.status, 304);
+    let r = longpoll_on(&mut c, "/lp/j?callback=a(1)", "");
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn store_messages_zero_stores_nothing() {
+    let s = push_stream(|c| c.store_messages = 0);
+    let a = s.addr();
+    let r = post(a, "/pub?id=s", "", "x");
+    assert_eq!(
+        r.text(),
+        "{\"channel\": \"s\", \"published_messages\": 1, \"stored_messages\": 0, \"subscribers\": 0}\r\n"
+    );
+}
+
+#[test]
+fn websocket_gets_the_message_text() {
+    let s = push_stream(|_| {});
+    let a = s.addr();
+    let mut ws = ws_connect(a, "/ws/w");
+    wait_subscribers_status(a, "w", 1);
+    post(a, "/pub?id=w", "Event-Id: e\r\n", "hello");
+    match ws.read().unwrap() {
+        tungstenite::Message::Text(t) => assert_eq!(t.as_str(), "hello"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn crier_mode_is_unchanged_by_default() {
+    let s = start_with(1, |_| {});
+    let a = s.addr();
+    let r = post(a, "/pub?id=x", "Event-Id: e\r\n", "m");
+    assert!(r.json()["id"].is_string(), "crier's own JSON");
+    assert_eq!(get(a, "/channels-stats", "").status, 404);
+    // --first-message works without --compat too.
+    let s = start_with(1, |c| c.first_message = crier::FirstMessage::Oldest);
+    post(s.addr(), "/pub?id=f", "", "first");
+    let mut sse = SseClient::connect(s.addr(), "/ev/f");
+    assert_eq!(sse.event().data, "first");
+}
