@@ -14,7 +14,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { launch, openPage } from "./lib/browser.mjs";
 import { startFront, ROOT } from "./lib/servers.mjs";
-import { CRIER_ADDR, CRIER_URL, publish, restartCrier } from "./lib/crier.mjs";
+import {
+  CRIER_ADDR,
+  CRIER_URL,
+  BACKPLANE_URL,
+  BACKPLANE_REDIS_URL,
+  publish,
+  publishTo,
+  restartCrier,
+  redisServer,
+} from "./lib/crier.mjs";
 
 const require = createRequire(import.meta.url);
 const ARTIFACTS = process.env.CRIER_ARTIFACTS || path.join(ROOT, "target", "browser");
@@ -574,5 +583,80 @@ test("dashboard takes the pushed /ev/$status stream when there is one, and shows
   assert.equal(perReactor, 2, "one line per reactor");
   assert.ok(mock.stats.paths.every((p) => !p.startsWith("GET /status")), "no polling while the stream works");
   noPageErrors(dash);
+  await ctx.close();
+});
+
+/** Publishes to `channel` on the crier at `base` every 100 ms until
+ * stopped; `statuses` collects the HTTP status of each reply. */
+function keepPublishing(base, channel) {
+  let on = true;
+  const statuses = [];
+  const done = (async () => {
+    for (let i = 0; on; i++) {
+      const res = await fetch(`${base}/pub?id=${channel}`, { method: "POST", body: `tick ${i}` });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+      await sleep(100);
+    }
+  })();
+  return { statuses, stop: () => ((on = false), done) };
+}
+
+test("dashboard on a crier with --redis: backplane up, down while redis-server is killed, up again", async () => {
+  assert.ok(BACKPLANE_URL && BACKPLANE_REDIS_URL, "tests/browser.rs sets CRIER_BACKPLANE_ADDR and BACKPLANE_REDIS_URL");
+  const shard = BACKPLANE_REDIS_URL.replace(/^redis:\/\//, "");
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
+  // A subscriber on that node, so the node listens to the channel in Redis
+  // and receives what is published to it there.
+  const page = await testPage(ctx);
+  await startSub(page, "bp", BACKPLANE_URL, ["dash-bp"], { transport: "ws" });
+  await waitFor(page, "bp", "open");
+  const dash = await openPage(ctx, `${BACKPLANE_URL}/dashboard`);
+  const publisher = keepPublishing(BACKPLANE_URL, "dash-bp");
+  try {
+    // Up: the shard row with rates from its counters.
+    let rows = await backplaneRows(
+      dash,
+      (rows) => rows[0].up === "up" && parseFloat(rows[0].forwarded) > 0 && parseFloat(rows[0].received) > 0
+    );
+    assert.equal(await dash.getAttribute("#backplane", "data-state"), "up");
+    assert.equal(await dash.textContent("#backplane-state"), "up");
+    assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "ok");
+    assert.match(await dash.textContent("#backplane-summary"), /Redis: 1 of 1 shard up/);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].url, shard, "the shard's address, from /status");
+    assert.match(rows[0].rtt, /^\d+(\.\d+)? ms$/);
+    assert.ok(Number(rows[0].channels) >= 1, `channels listened to (${rows[0].channels})`);
+    assert.deepEqual([rows[0].refused, rows[0].recovered, rows[0].reconnects], ["0", "0", "0"]);
+    assert.ok((await paintedPixels(dash, "#backplane canvas"))[0] > 50, "the RTT chart has a line");
+    const shot = path.join(ARTIFACTS, "dashboard-backplane.png");
+    await dash.screenshot({ path: shot, fullPage: true });
+    assert.ok(fs.statSync(shot).size > 10000, `${shot} is a real picture`);
+
+    // Down: Redis killed; publishes meanwhile are refused (503).
+    await redisServer("stop");
+    await dash.waitForSelector('#backplane[data-state="down"]', { timeout: 10000 });
+    rows = await backplaneRows(dash, (rows) => rows[0].up === "down" && parseFloat(rows[0].refused) > 0);
+    assert.equal(await dash.textContent("#backplane-state"), "down");
+    assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "bad");
+    assert.equal(rows[0].rtt, "–", "no RTT while down");
+    assert.equal(await dash.getAttribute("#source", "data-kind"), "stream", "the $status stream goes on without Redis");
+    assert.ok(publisher.statuses.includes(503), `publishes refused while Redis is down (${publisher.statuses})`);
+    assert.equal((await readSub(page, "bp")).state, "open", "subscribers keep their connection");
+    const down = path.join(ARTIFACTS, "dashboard-backplane-down.png");
+    await dash.screenshot({ path: down, fullPage: true });
+    assert.ok(fs.statSync(down).size > 10000, `${down} is a real picture`);
+  } finally {
+    await publisher.stop();
+  }
+
+  // Up again: the node reconnects by itself (backoff with jitter).
+  await redisServer("start");
+  const rows = await backplaneRows(dash, (rows) => rows[0].up === "up" && rows[0].reconnects === "1", 20000);
+  assert.equal(await dash.getAttribute("#backplane", "data-state"), "up");
+  assert.match(rows[0].rtt, /^\d+(\.\d+)? ms$/);
+  await publishTo(BACKPLANE_URL, "dash-bp", "after the outage");
+  await waitFor(page, "bp", (r) => r.msgs.some((m) => m.data === "after the outage"));
+  noPageErrors(page, dash);
   await ctx.close();
 });
