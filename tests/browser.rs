@@ -5,15 +5,25 @@
 //! a free loopback port, runs them, restarts crier when a case asks, and
 //! fails with node's output when any case fails.
 //!
+//! A second crier runs with `--redis` on a `redis-server` of its own (free
+//! loopback port, no persistence), for the dashboard's backplane case:
+//! `CRIER_BACKPLANE_ADDR` is that crier, `BACKPLANE_REDIS_URL` its Redis.
+//!
 //! Restarts go through a control port (`CRIER_CONTROL`): a line
 //! `restart term` (SIGTERM, the graceful drain of a rolling restart) or
-//! `restart kill` (SIGKILL, a crash) brings crier back on the same port
-//! and is answered `ok`. Keeping the child here, not in node, means a
-//! crashed node run can never leave a crier behind.
+//! `restart kill` (SIGKILL, a crash) brings the first crier back on the
+//! same port; `redis stop` kills the redis-server and `redis start` starts
+//! it again on its port. Each is answered `ok` once done. Keeping the
+//! children here, not in node, means a crashed node run can never leave a
+//! crier or a redis-server behind.
 
+mod common;
+
+use common::RedisServer;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -39,22 +49,24 @@ const CRIER_ARGS: &[&str] = &[
     "warn",
 ];
 
-/// The suite takes ~35 s; past this node is killed and the test fails.
+/// The suite takes ~40 s; past this node is killed and the test fails.
 const SUITE_DEADLINE: Duration = Duration::from_secs(240);
 
 const DEPS_HINT: &str = "run `bash tests/deps.sh` (installs Debian's chromium and \
-     runs `npm ci` in tests/browser)";
+     redis-server, and runs `npm ci` in tests/browser)";
 
 /// crier as a child process on a fixed address, so a restart comes back
 /// where the browsers reconnect to.
 struct Crier {
     child: Child,
     addr: String,
+    /// Flags besides `CRIER_ARGS` (`--redis URL`).
+    extra: Vec<String>,
     log: PathBuf,
 }
 
 impl Crier {
-    fn start(addr: &str, log: &Path) -> Result<Crier, String> {
+    fn start(addr: &str, extra: &[String], log: &Path) -> Result<Crier, String> {
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
@@ -63,6 +75,7 @@ impl Crier {
         let child = Command::new(env!("CARGO_BIN_EXE_crier"))
             .args(["--listen", addr])
             .args(CRIER_ARGS)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -71,6 +84,7 @@ impl Crier {
         let mut crier = Crier {
             child,
             addr: addr.to_string(),
+            extra: extra.to_vec(),
             log: log.to_path_buf(),
         };
         crier.wait_ready()?;
@@ -126,7 +140,7 @@ impl Crier {
 
     fn restart(&mut self, graceful: bool) -> Result<(), String> {
         self.stop(graceful)?;
-        *self = Crier::start(&self.addr, &self.log)?;
+        *self = Crier::start(&self.addr, &self.extra, &self.log)?;
         Ok(())
     }
 
@@ -164,8 +178,40 @@ fn free_addr() -> String {
     l.local_addr().expect("local_addr").to_string()
 }
 
+/// Every child process of the suite, owned here (see the module comment).
+struct Children {
+    /// The crier of the suite (no backplane).
+    crier: Crier,
+    /// A crier with `--redis` on `redis`.
+    backplane: Crier,
+    redis: RedisServer,
+}
+
+impl Children {
+    /// Stops every child; returns the two criers' logs.
+    fn stop(&mut self) -> (String, String) {
+        let _ = self.crier.stop(false);
+        let _ = self.backplane.stop(false);
+        self.redis.stop();
+        (self.crier.log(), self.backplane.log())
+    }
+}
+
+/// `RedisServer` panics when redis-server does not come up; here that is
+/// an answer to the node runner, not a dead control thread.
+fn redis_start(redis: &mut RedisServer) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(|| redis.restart())).map_err(|e| {
+        let why = e
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| e.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("redis-server did not start: {why}")
+    })
+}
+
 /// Serves restart requests from the node runner until the process ends.
-fn serve_control(listener: TcpListener, crier: Arc<Mutex<Crier>>) {
+fn serve_control(listener: TcpListener, children: Arc<Mutex<Children>>) {
     thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
@@ -173,11 +219,19 @@ fn serve_control(listener: TcpListener, crier: Arc<Mutex<Crier>>) {
             if BufReader::new(&conn).read_line(&mut line).is_err() {
                 continue;
             }
+            // A panic elsewhere must not take the children's lock with it.
+            let mut c = children.lock().unwrap_or_else(|e| e.into_inner());
             let answer = match line.trim() {
-                "restart term" => crier.lock().unwrap().restart(true),
-                "restart kill" => crier.lock().unwrap().restart(false),
+                "restart term" => c.crier.restart(true),
+                "restart kill" => c.crier.restart(false),
+                "redis stop" => {
+                    c.redis.stop();
+                    Ok(())
+                }
+                "redis start" => redis_start(&mut c.redis),
                 other => Err(format!("unknown command {other:?}")),
             };
+            drop(c);
             let reply = match answer {
                 Ok(()) => "ok\n".to_string(),
                 Err(e) => format!("error {}\n", e.replace('\n', " | ")),
@@ -196,6 +250,13 @@ fn check_tools(root: &Path) -> Result<(), String> {
     }
     if Command::new("node").arg("--version").output().is_err() {
         return Err(format!("node is missing: {DEPS_HINT}"));
+    }
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err(format!("redis-server is missing: {DEPS_HINT}"));
     }
     let playwright = root.join("tests/browser/node_modules/playwright-core/package.json");
     if !playwright.exists() {
@@ -227,15 +288,29 @@ fn browser_suite() {
         .join("browser");
     fs::create_dir_all(&artifacts).expect("create target/browser");
     let log = artifacts.join("crier.log");
+    let backplane_log = artifacts.join("crier-backplane.log");
     let _ = fs::remove_file(&log);
+    let _ = fs::remove_file(&backplane_log);
 
     let addr = free_addr();
-    let crier = Arc::new(Mutex::new(
-        Crier::start(&addr, &log).unwrap_or_else(|e| panic!("{e}")),
-    ));
+    let crier = Crier::start(&addr, &[], &log).unwrap_or_else(|e| panic!("{e}"));
+    let redis = RedisServer::start();
+    let redis_url = redis.url();
+    let backplane_addr = free_addr();
+    let backplane = Crier::start(
+        &backplane_addr,
+        &["--redis".into(), redis_url.clone()],
+        &backplane_log,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let children = Arc::new(Mutex::new(Children {
+        crier,
+        backplane,
+        redis,
+    }));
     let control = TcpListener::bind("127.0.0.1:0").expect("bind control port");
     let control_addr = control.local_addr().unwrap().to_string();
-    serve_control(control, crier.clone());
+    serve_control(control, children.clone());
 
     let started = Instant::now();
     let mut node = Command::new("node")
@@ -243,6 +318,8 @@ fn browser_suite() {
         .current_dir(root)
         .env("CRIER_ADDR", &addr)
         .env("CRIER_CONTROL", &control_addr)
+        .env("CRIER_BACKPLANE_ADDR", &backplane_addr)
+        .env("BACKPLANE_REDIS_URL", &redis_url)
         .env("CRIER_ARTIFACTS", &artifacts)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -271,15 +348,14 @@ fn browser_suite() {
     println!("{output}");
     println!("browser suite: {:.1} s", started.elapsed().as_secs_f64());
     // The control thread holds the other reference until the process
-    // ends, which runs no destructors: stop crier here.
-    let crier_log = {
-        let mut c = crier.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = c.stop(false);
-        c.log()
-    };
+    // ends, which runs no destructors: stop the children here.
+    let (crier_log, backplane_log) = children.lock().unwrap_or_else(|e| e.into_inner()).stop();
     match status {
         Some(st) if st.success() => {}
-        Some(st) => panic!("browser suite failed ({st}):\n{output}\ncrier log:\n{crier_log}"),
+        Some(st) => panic!(
+            "browser suite failed ({st}):\n{output}\ncrier log:\n{crier_log}\n\
+             crier --redis log:\n{backplane_log}"
+        ),
         None => panic!(
             "browser suite still running after {} s; killed:\n{output}",
             SUITE_DEADLINE.as_secs()

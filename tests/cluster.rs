@@ -304,6 +304,10 @@ fn redis_restarting_mid_stream_loses_nothing_that_was_accepted() {
         .into_string()
         .unwrap();
     assert!(m.contains("crier_backplane_up{shard=\"0\"} 0"), "{m}");
+    assert!(
+        m.contains("crier_backplane_publishes_refused_total{shard=\"0\"} 1\n"),
+        "the 503 is counted: {m}"
+    );
     redis.restart();
     // Publishing resumes by itself once both nodes are back.
     wait_listening(b.addr(), 1);
@@ -446,6 +450,8 @@ fn a_node_started_while_redis_is_down_serves_reports_and_connects_later() {
     let s = status(n.addr());
     assert_eq!(s["backplane"]["state"], "down", "{s}");
     assert_eq!(try_publish(n.addr(), "x", "y").0, 503);
+    let s = status(n.addr());
+    assert_eq!(num(&s, "/backplane/shards/0/publishes_refused"), 1, "{s}");
     // Subscribers are served meanwhile.
     let _sub = SseClient::connect(n.addr(), "/ev/x");
     let redis = RedisServerOn::start(port);

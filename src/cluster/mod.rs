@@ -191,6 +191,12 @@ impl Backplane {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Counts a publish answered 503 without reaching `shard`'s task, for
+    /// the shard being down (the reactor refuses those itself).
+    pub fn count_refused(&self, shard: usize) {
+        ShardStats::add(&self.shards[shard].stats.publishes_refused, 1);
+    }
+
     /// Publishes to channels that all live on `shard`.
     pub fn publish(&self, shard: usize, request: PublishRequest) {
         self.send(shard, Request::Publish(request));

@@ -160,6 +160,7 @@ impl Reactor {
         }
         if let Some((down, _)) = by_shard.iter().find(|(s, _)| !bp.is_up(*s)) {
             log::debug!("publish refused: shard {down} is down");
+            bp.count_refused(*down);
             return self.answer_unavailable(k, &cors, mode);
         }
         let Some(c) = self.conns.get_mut(k) else {

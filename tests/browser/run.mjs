@@ -14,7 +14,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { launch, openPage } from "./lib/browser.mjs";
 import { startFront, ROOT } from "./lib/servers.mjs";
-import { CRIER_ADDR, CRIER_URL, publish, restartCrier } from "./lib/crier.mjs";
+import {
+  CRIER_ADDR,
+  CRIER_URL,
+  BACKPLANE_URL,
+  BACKPLANE_REDIS_URL,
+  publish,
+  publishTo,
+  restartCrier,
+  redisServer,
+} from "./lib/crier.mjs";
 
 const require = createRequire(import.meta.url);
 const ARTIFACTS = process.env.CRIER_ARTIFACTS || path.join(ROOT, "target", "browser");
@@ -440,7 +449,49 @@ test("demo page: a donation made on one page shows at once on every open page", 
   await ctx.close();
 });
 
-test("dashboard renders live figures and charts from crier's $status stream", async () => {
+/** Coloured (not grey) pixels of each canvas matching `selector`: a
+ * chart's lines, as against its grid and labels. */
+function paintedPixels(dash, selector) {
+  return dash.evaluate((sel) =>
+    Array.from(document.querySelectorAll(sel)).map((c) => {
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let colored = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2])) colored++;
+      return colored;
+    }), selector);
+}
+
+/**
+ * The dashboard's backplane shard rows, one {url, up, rtt, channels,
+ * forwarded, refused, received, recovered, reconnects} (cell texts) per
+ * shard, read in one go once every row has its rates (the first document
+ * after a page load has none) and `ready(rows)` holds.
+ */
+async function backplaneRows(dash, ready = () => true, timeout = 10000) {
+  try {
+    return await readBackplaneRows(dash, ready, timeout);
+  } catch (e) {
+    const seen = await dash.evaluate(() => [document.querySelector("#backplane").dataset.state, document.querySelector("#backplane-rows").innerText]);
+    throw new Error(`dashboard backplane: waiting for ${ready}: ${e.message}\nstate=${seen[0]} rows=${JSON.stringify(seen[1])}`);
+  }
+}
+
+async function readBackplaneRows(dash, ready, timeout) {
+  const handle = await dash.waitForFunction(
+    (src) => {
+      const rows = Array.from(document.querySelectorAll("#backplane-rows tr")).map((tr) =>
+        Object.fromEntries(Array.from(tr.cells).map((td) => [td.className, td.textContent]))
+      );
+      const rated = rows.every((r) => ["forwarded", "refused", "received"].every((k) => r[k] !== "–"));
+      return rows.length > 0 && rated && new Function("rows", "return (" + src + ")(rows)")(rows) ? rows : false;
+    },
+    ready.toString(),
+    { timeout, polling: 50 }
+  );
+  return handle.jsonValue();
+}
+
+test("dashboard renders live figures and charts from crier's $status stream; a single node has no backplane", async () => {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
   // Some traffic to chart: a subscriber and a few publishes a second.
   const page = await testPage(ctx);
@@ -462,17 +513,13 @@ test("dashboard renders live figures and charts from crier's $status stream", as
   assert.match(await dash.textContent("#tile-rss"), /MiB|KiB/);
   assert.match(await dash.textContent("#uptime"), /^up /);
   // Charts: 5 fixed + 2 per-reactor panels, each canvas with line pixels.
-  const painted = await dash.evaluate(() =>
-    Array.from(document.querySelectorAll("canvas")).map((c) => {
-      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-      let colored = 0;
-      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2])) colored++;
-      return colored;
-    })
-  );
+  const painted = await paintedPixels(dash, "canvas");
   assert.equal(painted.length, 7);
   assert.ok(painted.every((n) => n > 50), `every chart has coloured lines (${painted})`);
-  assert.equal(await dash.isVisible("#backplane"), false, "no backplane key, no backplane panel");
+  // No backplane key (crier without --redis): one line saying so.
+  assert.equal(await dash.getAttribute("#backplane", "data-state"), "none");
+  assert.match(await dash.textContent("#backplane"), /single node — no backplane/);
+  assert.equal(await dash.isVisible("#backplane-detail"), false, "no shard table or RTT chart");
   const shot = path.join(ARTIFACTS, "dashboard.png");
   await dash.screenshot({ path: shot, fullPage: true });
   assert.ok(fs.statSync(shot).size > 10000);
@@ -495,7 +542,17 @@ test("dashboard takes the pushed /ev/$status stream when there is one, and shows
       { id: 0, connections: 20, delivered_messages: 2500 * n, bytes_out: 125000 * n },
       { id: 1, connections: 26 + n, delivered_messages: 2500 * n, bytes_out: 125000 * n },
     ],
-    backplane: { state: "connected", redis: "127.0.0.1:6379", lag_ms: 3 },
+    // Two shards, the second down: "degraded" (a real crier on one Redis
+    // shows up and down only; this is the one case it cannot show).
+    backplane: {
+      state: "degraded",
+      shards: [
+        { url: "redis://10.0.0.5:6379", up: true, rtt_us: 250, channels: 12, publishes_forwarded: 600 * n,
+          publishes_refused: 0, messages_received: 3000 * n, messages_recovered: 4, reconnects: 1 },
+        { url: "redis://10.0.0.6:6379", up: false, rtt_us: 900, channels: 9, publishes_forwarded: 100,
+          publishes_refused: 30 * n, messages_received: 50, messages_recovered: 0, reconnects: 3 },
+      ],
+    },
   });
   const mock = await front({ mockStatus: doc });
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
@@ -504,14 +561,102 @@ test("dashboard takes the pushed /ev/$status stream when there is one, and shows
   await dash.waitForFunction(() => document.querySelector("#tile-published").textContent !== "–", null, { timeout: 5000 });
   // 1000 publishes per ~300 ms: thousands a second (timing decides which).
   assert.match(await dash.textContent("#tile-published"), /^\d(\.\d)?k$/);
-  assert.equal(await dash.isVisible("#backplane"), true);
-  assert.equal(await dash.textContent("#backplane-state"), "connected");
-  assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "ok");
-  assert.match(await dash.textContent("#backplane-rows"), /lag_ms\s*3/);
-  assert.equal(await dash.locator("canvas").count(), 7, "5 charts + 2 per-reactor ones");
+  assert.equal(await dash.getAttribute("#backplane", "data-state"), "degraded");
+  assert.equal(await dash.textContent("#backplane-state"), "degraded");
+  assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "warn");
+  assert.match(await dash.textContent("#backplane-summary"), /1 of 2 shards up · 21 channels/);
+  const rows = await backplaneRows(dash);
+  assert.deepEqual(rows.map((r) => [r.url, r.up, r.rtt, r.channels, r.recovered, r.reconnects]), [
+    ["10.0.0.5:6379", "up", "0.25 ms", "12", "4", "1"],
+    ["10.0.0.6:6379", "down", "–", "9", "0", "3"],
+  ], "per shard: state, RTT (none while down), channels, totals");
+  // Rates from the counters: 600 forwarded and 3000 received per ~300 ms,
+  // 30 refused on the shard that is down, nothing on the other.
+  assert.match(rows[0].forwarded, /^\d(\.\d)?k$/);
+  assert.match(rows[0].received, /^\d+(\.\d)?k$/);
+  assert.ok(Number(rows[1].refused) > 0, `refused/s on the down shard (${rows[1].refused})`);
+  assert.equal(rows[0].refused, "0");
+  assert.equal(rows[1].forwarded, "0");
+  assert.equal(await dash.locator("canvas").count(), 8, "5 charts + 2 per-reactor ones + Redis RTT");
+  assert.equal(await dash.locator("#backplane canvas").count(), 1, "the RTT chart is in the backplane panel");
   const perReactor = await dash.evaluate(() => document.querySelectorAll("#charts .panel")[5].querySelectorAll(".legend span").length);
   assert.equal(perReactor, 2, "one line per reactor");
   assert.ok(mock.stats.paths.every((p) => !p.startsWith("GET /status")), "no polling while the stream works");
   noPageErrors(dash);
+  await ctx.close();
+});
+
+/** Publishes to `channel` on the crier at `base` every 100 ms until
+ * stopped; `statuses` collects the HTTP status of each reply. */
+function keepPublishing(base, channel) {
+  let on = true;
+  const statuses = [];
+  const done = (async () => {
+    for (let i = 0; on; i++) {
+      const res = await fetch(`${base}/pub?id=${channel}`, { method: "POST", body: `tick ${i}` });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+      await sleep(100);
+    }
+  })();
+  return { statuses, stop: () => ((on = false), done) };
+}
+
+test("dashboard on a crier with --redis: backplane up, down while redis-server is killed, up again", async () => {
+  assert.ok(BACKPLANE_URL && BACKPLANE_REDIS_URL, "tests/browser.rs sets CRIER_BACKPLANE_ADDR and BACKPLANE_REDIS_URL");
+  const shard = BACKPLANE_REDIS_URL.replace(/^redis:\/\//, "");
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
+  // A subscriber on that node, so the node listens to the channel in Redis
+  // and receives what is published to it there.
+  const page = await testPage(ctx);
+  await startSub(page, "bp", BACKPLANE_URL, ["dash-bp"], { transport: "ws" });
+  await waitFor(page, "bp", "open");
+  const dash = await openPage(ctx, `${BACKPLANE_URL}/dashboard`);
+  const publisher = keepPublishing(BACKPLANE_URL, "dash-bp");
+  try {
+    // Up: the shard row with rates from its counters.
+    let rows = await backplaneRows(
+      dash,
+      (rows) => rows[0].up === "up" && parseFloat(rows[0].forwarded) > 0 && parseFloat(rows[0].received) > 0
+    );
+    assert.equal(await dash.getAttribute("#backplane", "data-state"), "up");
+    assert.equal(await dash.textContent("#backplane-state"), "up");
+    assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "ok");
+    assert.match(await dash.textContent("#backplane-summary"), /Redis: 1 of 1 shard up/);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].url, shard, "the shard's address, from /status");
+    assert.match(rows[0].rtt, /^\d+(\.\d+)? ms$/);
+    assert.ok(Number(rows[0].channels) >= 1, `channels listened to (${rows[0].channels})`);
+    assert.deepEqual([rows[0].refused, rows[0].recovered, rows[0].reconnects], ["0", "0", "0"]);
+    assert.ok((await paintedPixels(dash, "#backplane canvas"))[0] > 50, "the RTT chart has a line");
+    const shot = path.join(ARTIFACTS, "dashboard-backplane.png");
+    await dash.screenshot({ path: shot, fullPage: true });
+    assert.ok(fs.statSync(shot).size > 10000, `${shot} is a real picture`);
+
+    // Down: Redis killed; publishes meanwhile are refused (503).
+    await redisServer("stop");
+    await dash.waitForSelector('#backplane[data-state="down"]', { timeout: 10000 });
+    rows = await backplaneRows(dash, (rows) => rows[0].up === "down" && parseFloat(rows[0].refused) > 0);
+    assert.equal(await dash.textContent("#backplane-state"), "down");
+    assert.equal(await dash.getAttribute("#backplane-state", "data-kind"), "bad");
+    assert.equal(rows[0].rtt, "–", "no RTT while down");
+    assert.equal(await dash.getAttribute("#source", "data-kind"), "stream", "the $status stream goes on without Redis");
+    assert.ok(publisher.statuses.includes(503), `publishes refused while Redis is down (${publisher.statuses})`);
+    assert.equal((await readSub(page, "bp")).state, "open", "subscribers keep their connection");
+    const down = path.join(ARTIFACTS, "dashboard-backplane-down.png");
+    await dash.screenshot({ path: down, fullPage: true });
+    assert.ok(fs.statSync(down).size > 10000, `${down} is a real picture`);
+  } finally {
+    await publisher.stop();
+  }
+
+  // Up again: the node reconnects by itself (backoff with jitter).
+  await redisServer("start");
+  const rows = await backplaneRows(dash, (rows) => rows[0].up === "up" && rows[0].reconnects === "1", 20000);
+  assert.equal(await dash.getAttribute("#backplane", "data-state"), "up");
+  assert.match(rows[0].rtt, /^\d+(\.\d+)? ms$/);
+  await publishTo(BACKPLANE_URL, "dash-bp", "after the outage");
+  await waitFor(page, "bp", (r) => r.msgs.some((m) => m.data === "after the outage"));
+  noPageErrors(page, dash);
   await ctx.close();
 });
