@@ -290,7 +290,7 @@ fn redis_restarting_mid_stream_loses_nothing_that_was_accepted() {
         assert_eq!(try_publish(a.addr(), "live", &format!("before{i}")).0, 200);
         accepted.push(format!("before{i}"));
     }
-    redis.stop();
+    redis.shutdown();
     poll_status(a.addr(), "backplane reported down", |s| {
         s["backplane"]["state"] == "down"
     });
@@ -511,4 +511,35 @@ fn first_message_reads_the_shared_history_on_any_node() {
     wait_listening(b.addr(), 1);
     let (_, reply) = try_publish(a.addr(), "feed", "m3");
     assert_eq!(events(&mut on_b, 1)[0].1, "m3", "{reply}");
+}
+
+#[test]
+fn websocket_publishes_count_once_and_reach_a_subscriber_of_several_channels_once() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), |c| c.ws_publish = true);
+    let b = node(&redis.url(), |_| {});
+    wait_up(a.addr());
+    wait_up(b.addr());
+    // Both channels on the one shard; b's subscriber takes both.
+    let mut on_b = SseClient::connect(b.addr(), "/ev/left/right");
+    // A dashboard on b: its own figures, never a channel in Redis.
+    let _dashboard = SseClient::connect(b.addr(), "/ev/$status");
+    wait_listening(b.addr(), 2);
+    let mut publisher = ws_connect(a.addr(), "/ws/left/right");
+    publisher
+        .send(tungstenite::Message::Text("to both".into()))
+        .unwrap();
+    let (_, reply) = try_publish(a.addr(), "left", "after");
+    // a listens too: its WebSocket publisher subscribes to both channels.
+    assert_eq!(reply["nodes"], 2, "{reply}");
+    let got = events(&mut on_b, 2);
+    assert_eq!(got[0].1, "to both");
+    assert_eq!(got[1].1, "after", "the WebSocket message came once");
+    // This node's publishes: one WebSocket message (two channels), one HTTP.
+    poll_status(a.addr(), "2 published messages on a", |s| {
+        s["published_messages"] == 2
+    });
+    let mut chans = redis.pubsub_channels();
+    chans.sort();
+    assert_eq!(chans, ["crier:m:left", "crier:m:right"]);
 }

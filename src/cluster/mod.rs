@@ -50,6 +50,9 @@ pub struct PublishRequest {
     pub publication: Publication,
     /// None: nobody waits for the answer (a WebSocket client's message).
     pub reply: Option<ReplyTo>,
+    /// Counted in this node's `published_messages` once accepted: true on
+    /// one part only of a message that spans shards.
+    pub counts: bool,
 }
 
 /// Where one channel of a resuming subscription starts.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::timeout;
@@ -38,6 +38,10 @@ const BACKOFF_LAST: Duration = Duration::from_secs(10);
 
 /// How often the round trip is measured (and a silent death noticed).
 const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a broken session's pub/sub stream is read for what Redis had
+/// already sent.
+const DRAIN_GRACE: Duration = Duration::from_millis(100);
 
 /// Most publishes sent in one pipeline.
 const MAX_BATCH: usize = 64;
@@ -211,13 +215,36 @@ impl ShardTask {
             sha,
         } = session;
         let (mut sink, mut stream) = pubsub.split();
+        let why = self.serve(&mut cmd, &mut sink, &mut stream, &sha).await;
+        self.drain(&mut stream).await;
+        why
+    }
+
+    /// What Redis already sent before the session broke still counts: a
+    /// message it published (and answered the publisher for) may sit in
+    /// the pub/sub socket, and a Redis restarted without persistence has
+    /// no history to recover it from. Bounded: a hung connection is given
+    /// [`DRAIN_GRACE`] per message.
+    async fn drain(&mut self, stream: &mut PubSubStream) {
+        while let Ok(Some(msg)) = timeout(DRAIN_GRACE, stream.next()).await {
+            self.take_messages(msg, stream);
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        cmd: &mut MultiplexedConnection,
+        sink: &mut PubSubSink,
+        stream: &mut PubSubStream,
+        sha: &str,
+    ) -> String {
         let names: Vec<String> = self.watched.keys().cloned().collect();
         for ch in &names {
             if let Err(e) = call(sink.subscribe(self.ctx.keys.pubsub(ch))).await {
                 return e;
             }
         }
-        if let Err(e) = self.recover(&mut cmd).await {
+        if let Err(e) = self.recover(cmd).await {
             return e;
         }
         let (broken, mut broken_rx) = unbounded_channel::<String>();
@@ -237,7 +264,7 @@ impl ShardTask {
                         let Some(msg) = msg else {
                             return "pub/sub connection closed".into();
                         };
-                        self.take_messages(msg, &mut stream);
+                        self.take_messages(msg, stream);
                         None
                     }
                     _ = ping.tick() => {
@@ -253,7 +280,7 @@ impl ShardTask {
             match req {
                 Request::Publish(first) => {
                     let batch = self.gather_publishes(first);
-                    self.spawn_publish(cmd.clone(), sha.clone(), batch, broken.clone());
+                    self.spawn_publish(cmd.clone(), sha.to_string(), batch, broken.clone());
                 }
                 Request::Watch(ch) => {
                     if self.watched.contains_key(&ch) {
@@ -263,16 +290,13 @@ impl ShardTask {
                         return e;
                     }
                     // Messages after this seq reach us over pub/sub from now on.
-                    let seq: Option<u64> = match call(
-                        redis::cmd("GET")
-                            .arg(self.ctx.keys.seq())
-                            .query_async(&mut cmd),
-                    )
-                    .await
-                    {
-                        Ok(s) => s,
-                        Err(e) => return e,
-                    };
+                    let seq: Option<u64> =
+                        match call(redis::cmd("GET").arg(self.ctx.keys.seq()).query_async(cmd))
+                            .await
+                        {
+                            Ok(s) => s,
+                            Err(e) => return e,
+                        };
                     self.watched.insert(ch, seq.unwrap_or(0));
                     self.count_channels();
                 }
@@ -474,6 +498,7 @@ impl ShardTask {
                     Vec::new()
                 }
             };
+            let mut counted = 0;
             for (i, p) in batch.into_iter().enumerate() {
                 let outcome = match results
                     .get(i)
@@ -481,6 +506,7 @@ impl ShardTask {
                 {
                     Some(channels) => {
                         ShardStats::add(&stats.publishes_forwarded, 1);
+                        counted += u64::from(p.counts);
                         PublishOutcome::Accepted(channels)
                     }
                     None => {
@@ -497,6 +523,9 @@ impl ShardTask {
                     });
                     link.wake();
                 }
+            }
+            if counted > 0 {
+                ctx.hub.note_published(counted);
             }
         });
     }

@@ -93,6 +93,12 @@ impl ChannelInfo {
     }
 }
 
+/// Channels whose name starts with `$` (`$status`) are published by each
+/// node about itself: the backplane never carries them.
+pub fn is_node_local(name: &str) -> bool {
+    name.starts_with('$')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

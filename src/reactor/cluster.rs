@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use super::Reactor;
 use crate::cluster::{
-    encode_positions, parse_positions, ChannelStart, PublishRequest, ReplayRequest, ReplyTo,
+    encode_positions, parse_positions, Backplane, ChannelStart, PublishRequest, ReplayRequest,
+    ReplyTo,
 };
 use crate::http::response::{self, Cors, ReplyMode};
 use crate::http::route::Subscription;
 use crate::proto::{signal, EncodeSettings, WireFormat};
-use crate::pubsub::channel::Resume;
+use crate::pubsub::channel::{is_node_local, Resume};
 use crate::pubsub::hub::Subscribed;
 use crate::pubsub::message::{Message, Publication};
 use crate::pubsub::remote::{PublishOutcome, PublishedChannel, ReplayPart};
@@ -135,6 +136,19 @@ pub(super) fn encode_for(
     }
 }
 
+/// A publish's channels by the shard that holds them, in first-seen order.
+fn group_by_shard(bp: &Backplane, channels: Vec<String>) -> Vec<(usize, Vec<String>)> {
+    let mut by_shard: Vec<(usize, Vec<String>)> = Vec::new();
+    for ch in channels {
+        let s = bp.shard_of(&ch);
+        match by_shard.iter_mut().find(|(shard, _)| *shard == s) {
+            Some((_, list)) => list.push(ch),
+            None => by_shard.push((s, vec![ch])),
+        }
+    }
+    by_shard
+}
+
 impl Reactor {
     /// Sends a publish to the shards of its channels; the answer comes back
     /// as `Delivery::Published` and the connection reads nothing more until
@@ -150,14 +164,7 @@ impl Reactor {
         let Some(bp) = self.shared.backplane.clone() else {
             return;
         };
-        let mut by_shard: Vec<(usize, Vec<String>)> = Vec::new();
-        for ch in channels {
-            let s = bp.shard_of(&ch);
-            match by_shard.iter_mut().find(|(shard, _)| *shard == s) {
-                Some((_, list)) => list.push(ch),
-                None => by_shard.push((s, vec![ch])),
-            }
-        }
+        let by_shard = group_by_shard(&bp, channels);
         if let Some((down, _)) = by_shard.iter().find(|(s, _)| !bp.is_up(*s)) {
             log::debug!("publish refused: shard {down} is down");
             bp.count_refused(*down);
@@ -180,13 +187,14 @@ impl Reactor {
             key: k,
             generation,
         };
-        for (shard, channels) in by_shard {
+        for (i, (shard, channels)) in by_shard.into_iter().enumerate() {
             bp.publish(
                 shard,
                 PublishRequest {
                     channels,
                     publication: publication.clone(),
                     reply: Some(reply),
+                    counts: i == 0,
                 },
             );
         }
@@ -201,14 +209,16 @@ impl Reactor {
         let Some(bp) = self.shared.backplane.clone() else {
             return;
         };
-        for ch in channels {
-            let shard = bp.shard_of(&ch);
+        // One request per shard, as over HTTP: a subscriber of several of
+        // the channels on one shard gets the message once.
+        for (i, (shard, channels)) in group_by_shard(&bp, channels).into_iter().enumerate() {
             bp.publish(
                 shard,
                 PublishRequest {
-                    channels: vec![ch],
+                    channels,
                     publication: publication.clone(),
                     reply: None,
+                    counts: i == 0,
                 },
             );
         }
@@ -292,6 +302,10 @@ impl Reactor {
         let Some(bp) = self.shared.backplane.clone() else {
             return false;
         };
+        // `$status` and the like: this node's own, never in Redis.
+        if sub.channels.iter().all(|c| is_node_local(&c.name)) {
+            return false;
+        }
         let shards = bp.shard_count();
         let mut used: Vec<usize> = sub.channels.iter().map(|c| bp.shard_of(&c.name)).collect();
         used.sort_unstable();

@@ -52,7 +52,18 @@ impl RedisServer {
         }
     }
 
-    /// Kills it (its data is gone: no persistence).
+    /// Shuts it down as an operator's restart does (`SHUTDOWN NOSAVE`:
+    /// it finishes writing to its clients, then exits; its data is gone).
+    pub fn shutdown(&mut self) {
+        let _ = redis::cmd("SHUTDOWN")
+            .arg("NOSAVE")
+            .query::<()>(&mut self.client());
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills it, as a crash does (its data is gone: no persistence).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pubsub::bus::{Delivery, ReactorLink};
-use crate::pubsub::channel::{ChannelInfo, ChannelRef, ChannelRequest, Resume};
+use crate::pubsub::channel::{is_node_local, ChannelInfo, ChannelRef, ChannelRequest, Resume};
 use crate::pubsub::message::{Message, Publication};
 use crate::pubsub::remote::{RemoteMessage, RemoteWatch};
 use crate::pubsub::store::StoreLimits;
@@ -258,7 +258,7 @@ impl Hub {
             ch.per_reactor[r] += 1;
             ch.idle_since = None;
             channels.push(ch.channel_ref());
-            if ch.subscribers == 1 {
+            if ch.subscribers == 1 && !is_node_local(&req.name) {
                 if let Some(w) = self.watcher.get() {
                     w.watch(&req.name);
                 }
@@ -299,7 +299,7 @@ impl Hub {
                     st.subscribers -= 1;
                     ch.subscribers -= 1;
                     ch.per_reactor[r] = ch.per_reactor[r].saturating_sub(1);
-                    if ch.subscribers == 0 {
+                    if ch.subscribers == 0 && !is_node_local(&c.name) {
                         if let Some(w) = self.watcher.get() {
                             w.unwatch(&c.name);
                         }
@@ -327,7 +327,7 @@ impl Hub {
     pub fn delete(&self, name: &str) -> Option<ChannelInfo> {
         let mut st = self.lock();
         let ch = st.remove_channel(name)?;
-        if ch.subscribers > 0 {
+        if ch.subscribers > 0 && !is_node_local(name) {
             if let Some(w) = self.watcher.get() {
                 w.unwatch(name);
             }
@@ -378,6 +378,12 @@ impl Hub {
             }
         }
         self.wake(&wake, None);
+    }
+
+    /// Messages this node published through the backplane (the local
+    /// publish path counts its own in `publish`).
+    pub fn note_published(&self, n: u64) {
+        self.lock().published_messages += n;
     }
 
     /// A message from the backplane bound to this node's channel, for a
