@@ -165,6 +165,12 @@ settings! {
     first_message: FirstMessage = FirstMessage::Auto;
     /// With --compat push-stream: the publisher location's mode, normal (DELETE answers 405) or admin (DELETE deletes channels) [default: normal].
     push_stream_publisher: PublisherMode = PublisherMode::Normal;
+    /// With --compat push-stream: push_stream_message_template, applied to every message on every push-stream transport. Placeholders ~text~, ~id~, ~tag~ (crier's message id), ~time~ (HTTP date of the publish second), ~channel~, ~event-id~, ~event-type~, ~size~; the text goes in unescaped, as push-stream does. pushstream.js wants '{"id":~id~,"channel":"~channel~","text":"~text~","tag":"~tag~","time":"~time~","eventid":"~event-id~"}' (docs/MIGRATING.md) [default: ~text~].
+    push_stream_message_template: String = "~text~".to_string();
+    /// With --compat push-stream: push_stream_header_template, sent when a stream, EventSource (as comments) or WebSocket subscriber arrives and at the start of a long-poll answer with messages [default: empty].
+    push_stream_header_template: String = String::new();
+    /// With --compat push-stream: push_stream_footer_template, sent before a stream or WebSocket ends (channel deleted, connection lifetime, shutdown) and at the end of a long-poll answer with messages [default: empty].
+    push_stream_footer_template: String = String::new();
     /// With --compat nchan: the nchan_publisher location; publish, GET and DELETE at PATH/CH or PATH?id=CH [default: /pub].
     nchan_publish_location: String = "/pub".to_string();
     /// With --compat nchan: the nchan_subscriber location; every transport at PATH/CH or PATH?id=CH (the same path as the publisher's = nchan_pubsub) [default: /sub].
@@ -314,6 +320,17 @@ impl Config {
             tokens,
             private,
         })
+    }
+
+    /// push-stream's templates as the encoders use them.
+    pub fn push_stream_templates(&self) -> crate::proto::compat::template::Templates {
+        crate::proto::compat::template::Templates {
+            message: crate::proto::compat::template::Template::parse(
+                &self.push_stream_message_template,
+            ),
+            header: self.push_stream_header_template.clone(),
+            footer: self.push_stream_footer_template.clone(),
+        }
     }
 
     /// The Redis shard URLs (empty: single node).

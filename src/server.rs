@@ -109,6 +109,7 @@ impl Server {
             encode: EncodeSettings {
                 stream_separator: Bytes::from(config.stream_separator.clone().into_bytes()),
                 deflate_min_size: config.deflate_min_size,
+                push_stream: config.push_stream_templates(),
             },
             pings: Pings::new(config.stream_ping.as_bytes()),
             open_connections: AtomicUsize::new(0),

@@ -309,3 +309,156 @@ fn crier_mode_is_unchanged_by_default() {
     let mut sse = SseClient::connect(s.addr(), "/ev/f");
     assert_eq!(sse.event().data, "first");
 }
+
+/// push-stream's own misc/nginx.conf template, the one pushstream.js parses.
+const JSON_TEMPLATE: &str = r#"{"id":~id~,"channel":"~channel~","text":"~text~","tag":"~tag~","time":"~time~","eventid":"~event-id~"}"#;
+
+/// The id and publish time of the newest message on `ch`, from a
+/// backtracking long-poll's `Etag: W/ID` and `Last-Modified`.
+fn newest_id_and_time(addr: SocketAddr, ch: &str) -> (String, String) {
+    let r = get(addr, &format!("/lp/{ch}.b1"), "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r
+        .header("etag")
+        .unwrap()
+        .trim_start_matches("W/")
+        .to_string();
+    (id, r.header("last-modified").unwrap().to_string())
+}
+
+#[test]
+fn message_template_on_every_transport_byte_for_byte() {
+    let s = push_stream(|c| c.push_stream_message_template = JSON_TEMPLATE.into());
+    let a = s.addr();
+    post(a, "/pub?id=tpl", "Event-Id: e1\r\n", "hello%20world");
+    let (id, time) = newest_id_and_time(a, "tpl");
+    let body = format!(
+        r#"{{"id":{id},"channel":"tpl","text":"hello%20world","tag":"{id}","time":"{time}","eventid":"e1"}}"#
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["id"].as_u64(), id.parse().ok(), "~id~ is a JSON number");
+
+    // Long-poll: the body is the templated message; JSONP wraps it.
+    let r = get(a, "/lp/tpl.b1", "");
+    assert_eq!(r.text(), body);
+    let r = get(a, "/lp/tpl.b1?callback=cb", "");
+    assert_eq!(r.text(), format!("cb([{body}]);"));
+    // EventSource: the template inside `data:`, the Event-Id as `id:`.
+    let mut sse = SseClient::connect(a, "/ev/tpl.b1");
+    let e = sse.event();
+    assert_eq!(e.raw, format!("id: e1\ndata: {body}\n\n").into_bytes());
+    // Stream: one chunk, the template then the stream separator.
+    let mut stream = StreamClient::connect(a, "/sub/tpl.b1");
+    assert_eq!(stream.chunk(), format!("{body}\n").into_bytes());
+    // WebSocket: one text frame.
+    let mut ws = ws_connect(a, "/ws/tpl.b1");
+    match ws.read().unwrap() {
+        tungstenite::Message::Text(t) => assert_eq!(t.as_str(), body),
+        other => panic!("{other:?}"),
+    }
+
+    // Live messages too, without an Event-Id (~event-id~ is empty).
+    wait_subscribers_status(a, "tpl", 3);
+    post(a, "/pub?id=tpl", "", "live");
+    let (id, time) = newest_id_and_time(a, "tpl");
+    let live = format!(
+        r#"{{"id":{id},"channel":"tpl","text":"live","tag":"{id}","time":"{time}","eventid":""}}"#
+    );
+    assert_eq!(sse.event().raw, format!("data: {live}\n\n").into_bytes());
+    assert_eq!(stream.chunk(), format!("{live}\n").into_bytes());
+    match ws.read().unwrap() {
+        tungstenite::Message::Text(t) => assert_eq!(t.as_str(), live),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn template_text_is_not_escaped_and_eventsource_templates_each_line() {
+    let s = push_stream(|c| {
+        c.push_stream_message_template = "<~text~|~size~|~event-type~>".into();
+        c.stream_separator = String::new();
+    });
+    let a = s.addr();
+    post(a, "/pub?id=raw", "Event-Type: note\r\n", "say \"hi\"\nbye");
+    // The text goes in as published, quotes and line breaks included...
+    let r = get(a, "/lp/raw.b1", "");
+    assert_eq!(r.text(), "<say \"hi\"\nbye|12|note>");
+    let mut stream = StreamClient::connect(a, "/sub/raw.b1");
+    assert_eq!(stream.chunk(), b"<say \"hi\"\nbye|12|note>");
+    // ...except on EventSource, where each line is templated on its own
+    // (push-stream's rule), so ~size~ is the line's.
+    let mut sse = SseClient::connect(a, "/ev/raw.b1");
+    let e = sse.event();
+    assert_eq!(
+        e.raw,
+        b"event: note\ndata: <say \"hi\"|8|note>\ndata: <bye|3|note>\n\n"
+    );
+}
+
+#[test]
+fn header_and_footer_templates_frame_each_transport() {
+    let s = push_stream(|c| {
+        c.push_stream_publisher = crier::PublisherMode::Admin;
+        c.push_stream_message_template =
+            r#"{"id":~id~,"channel":"~channel~","text":"~text~"}"#.into();
+        c.push_stream_header_template = "<head>".into();
+        c.push_stream_footer_template = "</body>".into();
+    });
+    let a = s.addr();
+    post(a, "/pub?id=hf", "", "m1");
+    let (id, _) = newest_id_and_time(a, "hf");
+    let m1 = format!(r#"{{"id":{id},"channel":"hf","text":"m1"}}"#);
+    // A long-poll answer: header, messages, footer.
+    assert_eq!(get(a, "/lp/hf.b1", "").text(), format!("<head>{m1}</body>"));
+    // Streams open with the header.
+    let mut stream = StreamClient::connect(a, "/sub/hf.b1");
+    assert_eq!(stream.chunk(), b"<head>");
+    assert_eq!(stream.chunk(), format!("{m1}\n").into_bytes());
+    let mut sse = SseClient::connect(a, "/ev/hf.b1");
+    let e = sse.event();
+    assert_eq!(sse.comments, [" <head>"]);
+    assert_eq!(e.data, m1);
+    let mut ws = ws_connect(a, "/ws/hf.b1");
+    for want in ["<head>", m1.as_str()] {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), want),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Deleting the channel: push-stream's message -2 through the template,
+    // then the footer, then the end.
+    let deleted = r#"{"id":-2,"channel":"hf","text":"Channel deleted"}"#;
+    let r = raw(a, "DELETE /pub?id=hf HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(stream.chunk(), format!("{deleted}\n").into_bytes());
+    assert_eq!(stream.chunk(), b"</body>");
+    assert_eq!(stream.next_chunk(), None);
+    assert_eq!(sse.event().data, deleted);
+    for want in [deleted, "</body>"] {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), want),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(ws.read(), Ok(tungstenite::Message::Close(_))));
+}
+
+#[test]
+fn a_waiting_long_poll_gets_the_templated_channel_deleted_message() {
+    let s = push_stream(|c| {
+        c.push_stream_publisher = crier::PublisherMode::Admin;
+        c.push_stream_message_template =
+            r#"{"id":~id~,"channel":"~channel~","text":"~text~"}"#.into();
+    });
+    let a = s.addr();
+    post(a, "/pub?id=gone", "", "x");
+    let mut c = Conn::connect(a);
+    c.write(b"GET /lp/gone?callback=cb HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_subscribers_status(a, "gone", 1);
+    raw(a, "DELETE /pub?id=gone HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(
+        r.text(),
+        r#"cb([{"id":-2,"channel":"gone","text":"Channel deleted"}]);"#
+    );
+}

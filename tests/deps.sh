@@ -19,8 +19,10 @@
 #             persistence; the package's own service is not used
 #   chromium  /usr/bin/chromium, Debian's package, for the browser suite
 #             (tests/browser.rs); playwright cannot download a browser here
-#   node_modules  tests/browser/node_modules (playwright-core) by `npm ci`
-#             from the committed package-lock.json, with the machine's node
+#   node_modules  tests/browser/node_modules (playwright-core; nchan and
+#             pushstreamjs, the peers' browser clients that
+#             tests/browser_compat.rs runs) by `npm ci` from the committed
+#             package-lock.json, with the machine's node
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${CARGO_TARGET_DIR:-$ROOT/target}/test-tools"
@@ -75,7 +77,7 @@ fi
 BROWSER="$ROOT/tests/browser"
 if [ ! -f "$BROWSER/node_modules/.package-lock.json" ] ||
   [ "$BROWSER/package-lock.json" -nt "$BROWSER/node_modules/.package-lock.json" ]; then
-  echo "== npm ci (tests/browser: playwright-core)"
+  echo "== npm ci (tests/browser: playwright-core, nchan, pushstreamjs)"
   (cd "$BROWSER" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "test tools ready in $TOOLS/bin, /usr/bin/chromium, tests/browser/node_modules"

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::{Dialect, SubDialect};
 use crate::http::response::{self, Cors, ReplyMode};
 use crate::proto::compat::{httpdate, nchan as nchan_wire, push_stream as ps_wire};
+use crate::proto::{EncodeSettings, WireFormat};
 use crate::pubsub::channel::ChannelInfo;
 use crate::pubsub::message::Message;
 
@@ -94,8 +95,8 @@ pub enum PollEnd<'a> {
     Messages(&'a [Arc<Message>]),
     /// Nothing came before the timeout; `position` is where it waited.
     Timeout { position: u64 },
-    /// Its channel was deleted.
-    Deleted,
+    /// Its channel (this one) was deleted.
+    Deleted { channel: &'a str },
     /// The server is going away.
     Shutdown { retry_after_secs: u64 },
     /// The token that opened its private channel expired.
@@ -109,6 +110,7 @@ pub fn longpoll(
     cors: &Cors,
     mode: ReplyMode,
     now_secs: u64,
+    settings: &EncodeSettings,
 ) -> Option<Vec<u8>> {
     match dialect {
         SubDialect::Crier => None,
@@ -118,17 +120,23 @@ pub fn longpoll(
             cors,
             mode,
             now_secs,
+            settings,
         )),
         SubDialect::Nchan(_) => Some(nchan_longpoll(end, cors, mode)),
     }
 }
 
+/// push-stream's long-poll answer: the header template, the messages
+/// through the message template (as `callback([m1,m2]);` for JSONP), the
+/// footer template; a timeout is `304` with the position to come back
+/// with.
 fn ps_longpoll(
     callback: Option<&str>,
     end: PollEnd<'_>,
     cors: &Cors,
     mode: ReplyMode,
     now_secs: u64,
+    settings: &EncodeSettings,
 ) -> Vec<u8> {
     let dialect = Dialect::PushStream(ps_wire::InfoFormat::Json);
     let content_type = if callback.is_some() {
@@ -136,9 +144,15 @@ fn ps_longpoll(
     } else {
         "text/plain"
     };
-    let body_of = |payloads: Vec<&[u8]>| match callback {
-        Some(cb) => ps_wire::jsonp(cb, payloads),
-        None => payloads.concat(),
+    let templates = &settings.push_stream;
+    let body_of = |pieces: &[&[u8]]| {
+        let mut body = templates.header.as_bytes().to_vec();
+        match callback {
+            Some(cb) => body.extend_from_slice(&ps_wire::jsonp(cb, pieces.iter().copied())),
+            None => body.extend_from_slice(&pieces.concat()),
+        }
+        body.extend_from_slice(templates.footer.as_bytes());
+        body
     };
     match end {
         PollEnd::Messages(messages) => {
@@ -149,9 +163,15 @@ fn ps_longpoll(
                     cors,
                     mode,
                     now_secs,
+                    settings,
                 );
             };
-            let body = body_of(messages.iter().map(|m| &m.payload[..]).collect());
+            let encoded: Vec<_> = messages
+                .iter()
+                .map(|m| m.encoded(WireFormat::PushStreamText, settings))
+                .collect();
+            let pieces: Vec<&[u8]> = encoded.iter().map(|b| &b[..]).collect();
+            let body = body_of(&pieces);
             let modified = format!(
                 "Last-Modified: {}",
                 httpdate::format(last.published_at_ms / 1000)
@@ -171,10 +191,11 @@ fn ps_longpoll(
             let etag = format!("Etag: W/{position}");
             response::full(cors, 304, "", b"", mode, &[&modified, &etag, EXPOSE])
         }
-        PollEnd::Deleted => {
+        PollEnd::Deleted { channel } => {
             // push-stream answers a waiting poll with its "Channel deleted"
             // message.
-            let body = body_of(vec![&b"Channel deleted"[..]]);
+            let text = ps_wire::channel_deleted_message(channel, &templates.message);
+            let body = body_of(&[&text]);
             response::full(cors, 200, content_type, &body, mode, &[])
         }
         PollEnd::Shutdown { retry_after_secs } => {
@@ -209,7 +230,7 @@ fn nchan_longpoll(end: PollEnd<'_>, cors: &Cors, mode: ReplyMode) -> Vec<u8> {
         PollEnd::Messages([]) | PollEnd::Timeout { .. } => {
             response::full(cors, 408, "", b"", mode, &[NCHAN_VARY])
         }
-        PollEnd::Deleted => response::full(cors, 410, "", b"", mode, &[NCHAN_VARY]),
+        PollEnd::Deleted { .. } => response::full(cors, 410, "", b"", mode, &[NCHAN_VARY]),
         PollEnd::Shutdown { retry_after_secs } => {
             let retry = format!("Retry-After: {retry_after_secs}");
             error(dialect, cors, 503, "", mode, &[&retry])
@@ -238,6 +259,14 @@ mod tests {
         Arc::new(Message::new(seq, vec![ch].into(), 1_796_149_147_000, p))
     }
 
+    fn settings() -> EncodeSettings {
+        EncodeSettings {
+            stream_separator: bytes::Bytes::from_static(b"\n"),
+            deflate_min_size: 64,
+            push_stream: Default::default(),
+        }
+    }
+
     fn text(b: Vec<u8>) -> String {
         String::from_utf8(b).unwrap()
     }
@@ -247,7 +276,17 @@ mod tests {
         let d = SubDialect::PushStream(PushStreamSub::default());
         let m = [msg(5, "a", None), msg(6, "b", None)];
         let mode = ReplyMode::keep_alive(true);
-        let r = text(longpoll(&d, PollEnd::Messages(&m), &Cors::any(), mode, 0).unwrap());
+        let r = text(
+            longpoll(
+                &d,
+                PollEnd::Messages(&m),
+                &Cors::any(),
+                mode,
+                0,
+                &settings(),
+            )
+            .unwrap(),
+        );
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
         assert!(r.contains("\r\nLast-Modified: Tue, 01 Dec 2026 18:19:07 GMT\r\n"));
         assert!(r.contains("\r\nEtag: W/6\r\n") && r.ends_with("\r\n\r\nab"));
@@ -255,12 +294,31 @@ mod tests {
             callback: Some("cb".into()),
             ..Default::default()
         });
-        let r = text(longpoll(&jsonp, PollEnd::Messages(&m), &Cors::any(), mode, 0).unwrap());
+        let r = text(
+            longpoll(
+                &jsonp,
+                PollEnd::Messages(&m),
+                &Cors::any(),
+                mode,
+                0,
+                &settings(),
+            )
+            .unwrap(),
+        );
         assert!(
             r.contains("Content-Type: application/javascript\r\n") && r.ends_with("cb([a,b]);")
         );
-        let r =
-            text(longpoll(&d, PollEnd::Timeout { position: 9 }, &Cors::any(), mode, 0).unwrap());
+        let r = text(
+            longpoll(
+                &d,
+                PollEnd::Timeout { position: 9 },
+                &Cors::any(),
+                mode,
+                0,
+                &settings(),
+            )
+            .unwrap(),
+        );
         assert!(r.starts_with("HTTP/1.1 304 Not Modified\r\n") && r.contains("Etag: W/9\r\n"));
     }
 
@@ -269,7 +327,17 @@ mod tests {
         let d = SubDialect::Nchan(NchanSub::default());
         let m = [msg(5, "a", Some("text/plain")), msg(6, "b", None)];
         let mode = ReplyMode::keep_alive(true);
-        let r = text(longpoll(&d, PollEnd::Messages(&m), &Cors::default(), mode, 0).unwrap());
+        let r = text(
+            longpoll(
+                &d,
+                PollEnd::Messages(&m),
+                &Cors::default(),
+                mode,
+                0,
+                &settings(),
+            )
+            .unwrap(),
+        );
         assert!(r.contains("Content-Type: text/plain\r\n") && r.contains("Etag: 5\r\n"));
         assert!(r.contains(NCHAN_VARY) && r.ends_with("\r\n\r\na"), "{r}");
         let r = text(
@@ -279,6 +347,7 @@ mod tests {
                 &Cors::default(),
                 mode,
                 0,
+                &settings(),
             )
             .unwrap(),
         );
@@ -286,14 +355,25 @@ mod tests {
             r.starts_with("HTTP/1.1 408 Request Timeout\r\n")
                 && r.contains("Content-Length: 0\r\n")
         );
-        let r = text(longpoll(&d, PollEnd::Deleted, &Cors::default(), mode, 0).unwrap());
+        let r = text(
+            longpoll(
+                &d,
+                PollEnd::Deleted { channel: "a" },
+                &Cors::default(),
+                mode,
+                0,
+                &settings(),
+            )
+            .unwrap(),
+        );
         assert!(r.starts_with("HTTP/1.1 410 Gone\r\n"));
         assert!(longpoll(
             &SubDialect::Crier,
             PollEnd::TokenExpired,
             &Cors::default(),
             mode,
-            0
+            0,
+            &settings(),
         )
         .is_none());
     }
@@ -313,5 +393,59 @@ mod tests {
         assert!(r.contains("Content-Length: 0\r\n"));
         let r = text(error(ps, &Cors::default(), 404, "x", ReplyMode::CLOSE, &[]));
         assert!(!r.contains("Explain"));
+    }
+
+    #[test]
+    fn push_stream_polls_go_through_the_templates() {
+        use crate::proto::compat::template::Template;
+        let mut s = settings();
+        s.push_stream.message = Template::parse(r#"{"id":~id~,"text":"~text~"}"#);
+        s.push_stream.header = "<h>".into();
+        s.push_stream.footer = "</h>".into();
+        let m = [msg(5, "a", None), msg(6, "b", None)];
+        let mode = ReplyMode::keep_alive(true);
+        let d = SubDialect::PushStream(PushStreamSub::default());
+        let r = text(longpoll(&d, PollEnd::Messages(&m), &Cors::any(), mode, 0, &s).unwrap());
+        assert!(
+            r.ends_with("\r\n\r\n<h>{\"id\":5,\"text\":\"a\"}{\"id\":6,\"text\":\"b\"}</h>"),
+            "{r}"
+        );
+        let jsonp = SubDialect::PushStream(PushStreamSub {
+            callback: Some("cb".into()),
+            ..Default::default()
+        });
+        let r = text(longpoll(&jsonp, PollEnd::Messages(&m), &Cors::any(), mode, 0, &s).unwrap());
+        assert!(
+            r.ends_with("<h>cb([{\"id\":5,\"text\":\"a\"},{\"id\":6,\"text\":\"b\"}]);</h>"),
+            "{r}"
+        );
+        let r = text(
+            longpoll(
+                &jsonp,
+                PollEnd::Deleted { channel: "a" },
+                &Cors::any(),
+                mode,
+                0,
+                &s,
+            )
+            .unwrap(),
+        );
+        assert!(
+            r.ends_with("<h>cb([{\"id\":-2,\"text\":\"Channel deleted\"}]);</h>"),
+            "{r}"
+        );
+        // A timeout has no body at all: no header or footer either.
+        let r = text(
+            longpoll(
+                &d,
+                PollEnd::Timeout { position: 9 },
+                &Cors::any(),
+                mode,
+                0,
+                &s,
+            )
+            .unwrap(),
+        );
+        assert!(r.ends_with("\r\n\r\n") && !r.contains("<h>"), "{r}");
     }
 }

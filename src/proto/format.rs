@@ -8,6 +8,7 @@
 use base64::Engine;
 use bytes::Bytes;
 
+use super::compat::template::Templates;
 use super::envelope::{message_json, MessageView};
 use super::ws::{deflate, encode_frame, Opcode};
 use super::{compat, sse, stream};
@@ -39,6 +40,16 @@ pub enum WireFormat {
     /// A WebSocket that chose Nchan's `ws+meta.nchan` subprotocol: each
     /// frame is `id:` and `content-type:` lines, a blank line, the message.
     NchanWsMeta { deflate: u8 },
+    /// push-stream's stream (`/sub/` with `--compat push-stream`): each
+    /// message through the message template, then `stream_separator`;
+    /// one chunk each when `chunked` (HTTP/1.1).
+    PushStreamStream { chunked: bool },
+    /// push-stream's WebSocket: one frame per message, through the message
+    /// template.
+    PushStreamWs { deflate: u8 },
+    /// A message through push-stream's message template and nothing else:
+    /// the pieces a push-stream long-poll answer (or JSONP) joins.
+    PushStreamText,
 }
 
 /// Settings the encoders need that are the same for every message.
@@ -48,6 +59,9 @@ pub struct EncodeSettings {
     pub stream_separator: Bytes,
     /// Messages shorter than this are not compressed for WebSocket.
     pub deflate_min_size: usize,
+    /// push-stream's templates, used by the push-stream formats only (the
+    /// defaults send messages as published).
+    pub push_stream: Templates,
 }
 
 /// What [`encode_message`] produced.
@@ -62,7 +76,7 @@ pub enum Encoded {
 
 impl WireFormat {
     /// Number of distinct formats (see [`index`](Self::index)).
-    pub const COUNT: usize = 5 + 2 * 9 + 2 + 9;
+    pub const COUNT: usize = 5 + 2 * 9 + 2 + 9 + 1 + 2 + 9;
 
     /// A dense index per format, for per-message encoding caches.
     pub fn index(self) -> usize {
@@ -83,6 +97,9 @@ impl WireFormat {
             WireFormat::PushStreamSse => 23,
             WireFormat::NchanSse => 24,
             WireFormat::NchanWsMeta { deflate } => 25 + window_index(deflate),
+            WireFormat::PushStreamText => 34,
+            WireFormat::PushStreamStream { chunked } => 35 + usize::from(chunked),
+            WireFormat::PushStreamWs { deflate } => 37 + window_index(deflate),
         }
     }
 
@@ -100,7 +117,9 @@ impl WireFormat {
     pub fn is_websocket(self) -> bool {
         matches!(
             self,
-            WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. }
+            WireFormat::WebSocket { .. }
+                | WireFormat::NchanWsMeta { .. }
+                | WireFormat::PushStreamWs { .. }
         )
     }
 
@@ -117,6 +136,11 @@ impl WireFormat {
                 if deflate != 0 && payload_len < settings.deflate_min_size =>
             {
                 WireFormat::NchanWsMeta { deflate: 0 }
+            }
+            WireFormat::PushStreamWs { deflate }
+                if deflate != 0 && payload_len < settings.deflate_min_size =>
+            {
+                WireFormat::PushStreamWs { deflate: 0 }
             }
             f => f,
         }
@@ -180,7 +204,37 @@ pub fn encode_message(
                 _ => Encoded::SameAs(WireFormat::WebSocket { deflate: 0, json }),
             };
         }
-        WireFormat::PushStreamSse => compat::push_stream::encode_sse(m, &mut out),
+        WireFormat::PushStreamSse => {
+            compat::push_stream::encode_sse(m, &settings.push_stream.message, &mut out)
+        }
+        WireFormat::PushStreamText => {
+            compat::push_stream::render_message(m, &settings.push_stream.message, &mut out)
+        }
+        WireFormat::PushStreamStream { chunked } => {
+            let mut text = Vec::with_capacity(m.payload.len() + 64);
+            compat::push_stream::render_message(m, &settings.push_stream.message, &mut text);
+            if chunked {
+                stream::encode_chunk(&text, &settings.stream_separator, &mut out);
+            } else {
+                out = text;
+                out.extend_from_slice(&settings.stream_separator);
+            }
+        }
+        WireFormat::PushStreamWs { deflate } => {
+            let mut text = Vec::with_capacity(m.payload.len() + 64);
+            compat::push_stream::render_message(m, &settings.push_stream.message, &mut text);
+            let opcode = if m.binary || std::str::from_utf8(&text).is_err() {
+                Opcode::Binary
+            } else {
+                Opcode::Text
+            };
+            return deflated_frame(
+                opcode,
+                &text,
+                deflate,
+                WireFormat::PushStreamWs { deflate: 0 },
+            );
+        }
         WireFormat::NchanSse => compat::nchan::encode_sse(m, &mut out),
         WireFormat::NchanWsMeta { deflate } => {
             let payload = compat::nchan::ws_meta_payload(m);
@@ -203,6 +257,19 @@ pub fn encode_message(
     Encoded::Bytes(out)
 }
 
+/// One frame of `payload`, compressed with window `deflate` when that
+/// pays; else the frame of `plain` (the same format uncompressed) is
+/// shared.
+fn deflated_frame(opcode: Opcode, payload: &[u8], deflate: u8, plain: WireFormat) -> Encoded {
+    if deflate == 0 {
+        return Encoded::Bytes(encode_frame(opcode, false, payload));
+    }
+    match deflate::compress(payload, deflate) {
+        Some(c) if c.len() < payload.len() => Encoded::Bytes(encode_frame(opcode, true, &c)),
+        _ => Encoded::SameAs(plain),
+    }
+}
+
 /// Text frames must carry UTF-8: a "text" message that is not valid UTF-8
 /// goes out as a binary frame rather than break the connection.
 fn ws_opcode(m: &MessageView<'_>) -> Opcode {
@@ -221,6 +288,7 @@ mod tests {
         EncodeSettings {
             stream_separator: Bytes::from_static(b"\n"),
             deflate_min_size: 16,
+            push_stream: Templates::default(),
         }
     }
 
@@ -320,6 +388,57 @@ mod tests {
     }
 
     #[test]
+    fn push_stream_formats_apply_the_message_template() {
+        let mut s = settings();
+        let m = view(b"hi", false);
+        // The default template: the message as published, like crier's.
+        assert_eq!(
+            bytes(encode_message(
+                WireFormat::PushStreamStream { chunked: true },
+                &m,
+                &s
+            )),
+            bytes(encode_message(WireFormat::StreamChunked, &m, &s))
+        );
+        s.push_stream.message = compat::template::Template::parse("<~id~:~text~>");
+        assert_eq!(
+            bytes(encode_message(
+                WireFormat::PushStreamStream { chunked: true },
+                &m,
+                &s
+            )),
+            b"7\r\n<7:hi>\n\r\n"
+        );
+        assert_eq!(
+            bytes(encode_message(
+                WireFormat::PushStreamStream { chunked: false },
+                &m,
+                &s
+            )),
+            b"<7:hi>\n"
+        );
+        assert_eq!(
+            bytes(encode_message(WireFormat::PushStreamText, &m, &s)),
+            b"<7:hi>"
+        );
+        assert_eq!(
+            bytes(encode_message(WireFormat::PushStreamSse, &m, &s)),
+            b"data: <7:hi>\n\n"
+        );
+        let ws = bytes(encode_message(
+            WireFormat::PushStreamWs { deflate: 0 },
+            &m,
+            &s,
+        ));
+        assert_eq!(ws, b"\x81\x06<7:hi>");
+        // Deflate that does not pay shares the plain frame.
+        assert_eq!(
+            encode_message(WireFormat::PushStreamWs { deflate: 15 }, &m, &s),
+            Encoded::SameAs(WireFormat::PushStreamWs { deflate: 0 })
+        );
+    }
+
+    #[test]
     fn indexes_are_dense_and_distinct() {
         let mut all = vec![
             WireFormat::Sse,
@@ -336,8 +455,14 @@ mod tests {
         }
         all.extend([WireFormat::PushStreamSse, WireFormat::NchanSse]);
         all.push(WireFormat::NchanWsMeta { deflate: 0 });
+        all.push(WireFormat::PushStreamWs { deflate: 0 });
         for w in 8..=15 {
             all.push(WireFormat::NchanWsMeta { deflate: w });
+            all.push(WireFormat::PushStreamWs { deflate: w });
+        }
+        all.push(WireFormat::PushStreamText);
+        for chunked in [false, true] {
+            all.push(WireFormat::PushStreamStream { chunked });
         }
         let mut seen: Vec<usize> = all.iter().map(|f| f.index()).collect();
         seen.sort();

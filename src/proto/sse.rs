@@ -81,7 +81,7 @@ fn field_line(name: &[u8], value: &str, out: &mut Vec<u8>) {
 
 /// Splits at CR, LF and CRLF; `n` line breaks give `n + 1` lines, so an
 /// empty input gives one empty line and a trailing break a final empty one.
-fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let cur = rest?;

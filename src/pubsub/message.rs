@@ -201,6 +201,7 @@ mod tests {
         EncodeSettings {
             stream_separator: Bytes::from_static(b"\n"),
             deflate_min_size: 16,
+            push_stream: Default::default(),
         }
     }
 

@@ -366,11 +366,20 @@ impl Reactor {
                 position: lp.position,
             },
             PollEnd::Answer => CompatEnd::Messages(&lp.messages),
-            PollEnd::ChannelDeleted => CompatEnd::Deleted,
+            PollEnd::ChannelDeleted => CompatEnd::Deleted {
+                channel: lp.deleted.as_deref().unwrap_or(""),
+            },
             PollEnd::Shutdown { retry_after_secs } => CompatEnd::Shutdown { retry_after_secs },
             PollEnd::TokenExpired => CompatEnd::TokenExpired,
         };
-        reply::longpoll(&lp.dialect, end, &lp.cors, mode, now_ms() / 1000)
+        reply::longpoll(
+            &lp.dialect,
+            end,
+            &lp.cors,
+            mode,
+            now_ms() / 1000,
+            &self.shared.encode,
+        )
     }
 
     fn uptime_secs(&self) -> u64 {

@@ -202,6 +202,9 @@ pub struct LongPollWait {
     pub deadline: u32,
     /// push-stream's or Nchan's answer format (`--compat`), or crier's.
     pub dialect: SubDialect,
+    /// The channel whose deletion ended the poll (push-stream names it in
+    /// its "Channel deleted" message).
+    pub deleted: Option<std::sync::Arc<str>>,
 }
 
 impl Subscriber {
@@ -273,13 +276,14 @@ impl Conn {
             Role::Http(_) => ConnKind::Http,
             Role::Subscriber(s) => match s.format {
                 WireFormat::Sse | WireFormat::PushStreamSse | WireFormat::NchanSse => ConnKind::Sse,
-                WireFormat::StreamChunked | WireFormat::StreamRaw | WireFormat::StreamJson => {
-                    ConnKind::Stream
-                }
-                WireFormat::WebSocket { .. } | WireFormat::NchanWsMeta { .. } => {
-                    ConnKind::WebSocket
-                }
-                WireFormat::LongPoll => ConnKind::LongPoll,
+                WireFormat::StreamChunked
+                | WireFormat::StreamRaw
+                | WireFormat::StreamJson
+                | WireFormat::PushStreamStream { .. } => ConnKind::Stream,
+                WireFormat::WebSocket { .. }
+                | WireFormat::NchanWsMeta { .. }
+                | WireFormat::PushStreamWs { .. } => ConnKind::WebSocket,
+                WireFormat::LongPoll | WireFormat::PushStreamText => ConnKind::LongPoll,
             },
         }
     }

@@ -16,7 +16,7 @@ use crate::http::response::{self, Cors, ReplyMode};
 use crate::http::route::{
     route, Route, RouteLimit, RouteLimits, SubTransport, Subscription, STATUS_CHANNEL,
 };
-use crate::proto::{sse, WireFormat};
+use crate::proto::{signal, sse, WireFormat};
 use crate::pubsub::channel::{ChannelRequest, Resume};
 use crate::pubsub::hub::{now_ms, LimitError};
 use crate::pubsub::message::Publication;
@@ -457,7 +457,8 @@ impl Reactor {
         access: SubscriberAccess,
     ) {
         let cors = &access.cors;
-        let new = match sub.transport {
+        let push_stream = matches!(access.dialect, SubDialect::PushStream(_));
+        let mut new = match sub.transport {
             SubTransport::EventSource => {
                 let mut bytes = response::event_stream_head(cors);
                 // Tells the browser how soon to reconnect after a drop, and
@@ -466,18 +467,29 @@ impl Reactor {
                 NewSubscriber::stream(access.dialect.sse_format(), bytes)
             }
             SubTransport::Stream => {
-                let format = WireFormat::stream(head.minor_version >= 1, sub.json);
+                let http11 = head.minor_version >= 1;
+                let format = if push_stream {
+                    WireFormat::PushStreamStream { chunked: http11 }
+                } else {
+                    WireFormat::stream(http11, sub.json)
+                };
                 let ct = if format == WireFormat::StreamJson {
                     "application/x-ndjson"
                 } else {
                     "text/plain; charset=utf-8"
                 };
-                let chunked = format != WireFormat::StreamRaw;
+                let chunked = !matches!(
+                    format,
+                    WireFormat::StreamRaw | WireFormat::PushStreamStream { chunked: false }
+                );
                 NewSubscriber::stream(format, response::stream_head(cors, ct, chunked))
             }
             SubTransport::WebSocket => return self.accept_websocket(k, head, &sub, access),
             SubTransport::LongPoll => return self.start_longpoll(k, head, &sub, access),
         };
+        // push-stream's header template opens the stream.
+        let header = signal::push_stream_text(new.format, &self.shared.encode.push_stream.header);
+        new.head.extend_from_slice(&header);
         self.start_stream(k, new, &sub, &access);
     }
 }

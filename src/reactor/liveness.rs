@@ -150,7 +150,8 @@ impl Reactor {
         }
         if token_expired {
             let format = sub.format;
-            c.out.push_vec(signal::token_expired(format));
+            c.out
+                .push_vec(signal::token_expired(format, &self.shared.encode));
             self.close_after_flush(k, Some(CloseCause::TokenExpired));
             let d = self.now + secs_to_ticks(2);
             self.set_deadline(k, d);
@@ -236,7 +237,8 @@ impl Reactor {
             self.stats().closed(cause);
         } else {
             if let Some(c) = self.conns.get_mut(k) {
-                c.out.push_vec(signal::goodbye(format, retry_ms));
+                c.out
+                    .push_vec(signal::goodbye(format, retry_ms, &self.shared.encode));
             }
             self.close_after_flush(k, Some(cause));
         }

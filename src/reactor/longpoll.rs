@@ -61,6 +61,7 @@ impl Reactor {
             position: 0,
             deadline,
             dialect: access.dialect.clone(),
+            deleted: None,
         };
         let new = NewSubscriber {
             format: WireFormat::LongPoll,
@@ -137,7 +138,11 @@ impl Reactor {
     }
 
     /// Ends a waiting long-poll because its channel was deleted: `404`.
-    pub(super) fn abort_longpoll(&mut self, k: usize) {
+    pub(super) fn abort_longpoll(&mut self, k: usize, channel: &std::sync::Arc<str>) {
+        let lp = self.conns.get_mut(k).and_then(|c| c.subscriber_mut());
+        if let Some(lp) = lp.and_then(|s| s.longpoll_mut()) {
+            lp.deleted = Some(channel.clone());
+        }
         self.end_longpoll(k, PollEnd::ChannelDeleted);
     }
 

@@ -190,12 +190,16 @@ impl Reactor {
                 continue;
             };
             if format == WireFormat::LongPoll {
-                self.abort_longpoll(k);
+                self.abort_longpoll(k, &ch.name);
                 self.stats().closed(CloseCause::ChannelDeleted);
                 continue;
             }
             if let Some(c) = self.conns.get_mut(k) {
-                c.out.push_vec(signal::channel_deleted(format, &ch.name));
+                c.out.push_vec(signal::channel_deleted(
+                    format,
+                    &ch.name,
+                    &self.shared.encode,
+                ));
             }
             self.close_after_flush(k, Some(CloseCause::ChannelDeleted));
         }

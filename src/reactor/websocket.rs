@@ -15,7 +15,7 @@ use crate::proto::ws::error::{SizeLimit, CLOSE_POLICY};
 use crate::proto::ws::frame::EMPTY_CLOSE;
 use crate::proto::ws::{deflate, encode_close, encode_frame, handshake};
 use crate::proto::ws::{MessageReader, Opcode, WsEvent};
-use crate::proto::WireFormat;
+use crate::proto::{signal, WireFormat};
 use crate::pubsub::bus::Delivery;
 use crate::pubsub::message::Publication;
 use crate::status::{CloseCause, Denied, TooLarge};
@@ -91,12 +91,20 @@ impl Reactor {
         };
         let format = if subprotocol == Some(NCHAN_WS_META) {
             WireFormat::NchanWsMeta { deflate: window }
+        } else if matches!(access.dialect, SubDialect::PushStream(_)) && !json {
+            WireFormat::PushStreamWs { deflate: window }
         } else {
             WireFormat::WebSocket {
                 deflate: window,
                 json,
             }
         };
+        let mut head = handshake::response_head(&accept, subprotocol, extension.as_deref());
+        // push-stream's header template: the first frame.
+        head.extend_from_slice(&signal::push_stream_text(
+            format,
+            &self.shared.encode.push_stream.header,
+        ));
         let new = NewSubscriber {
             format,
             state: Some(Box::new(TransportState::WebSocket(WsState {
@@ -105,7 +113,7 @@ impl Reactor {
                 pong_due: 0,
                 may_publish,
             }))),
-            head: handshake::response_head(&accept, subprotocol, extension.as_deref()),
+            head,
         };
         self.start_stream(k, new, sub, &access);
     }

@@ -5,3 +5,4 @@
 pub mod httpdate;
 pub mod nchan;
 pub mod push_stream;
+pub mod template;

@@ -1,11 +1,13 @@
 //! nginx-push-stream-module's wire formats (pure): its channel figures in
 //! the four formats its `Accept` negotiation picks, the EventSource event
-//! whose `id:` is the publisher's `Event-Id`, and JSONP long-poll bodies.
+//! whose `id:` is the publisher's `Event-Id`, messages through the message
+//! template (`template.rs`) and JSONP long-poll bodies.
 //! The layouts (spacing, CRLFs, field order) are push-stream's own, since
 //! publishers and dashboards parse them.
 
 use super::super::envelope::MessageView;
 use super::super::sse;
+use super::template::{Fields, Template};
 use base64::Engine;
 
 /// The format of a channel-figures reply.
@@ -262,20 +264,79 @@ pub fn iso_time(secs: u64) -> String {
     format!("{}-{:02}-{}T{}", w[3], month, w[1], w[4])
 }
 
-/// One EventSource event as push-stream frames it: `id:` only when the
-/// publisher gave an `Event-Id`, `event:` from `Event-Type`, then the
-/// payload's lines. Binary payloads are base64, as in crier's own SSE.
-pub fn encode_sse(m: &MessageView<'_>, out: &mut Vec<u8>) {
-    if m.binary {
-        let text = base64::engine::general_purpose::STANDARD.encode(m.payload);
-        sse::encode_event(m.event_id, m.event_type, text.as_bytes(), out);
-    } else {
-        sse::encode_event(m.event_id, m.event_type, m.payload, out);
+/// The template fields of message `m`, `~text~` being `text`.
+fn fields<'a>(m: &MessageView<'a>, text: &'a [u8]) -> Fields<'a> {
+    Fields {
+        id: m.id,
+        tag: m.id,
+        time_secs: m.published_at_ms / 1000,
+        channel: m.channels.first().copied().unwrap_or(""),
+        event_id: m.event_id.unwrap_or(""),
+        event_type: m.event_type.unwrap_or(""),
+        text,
     }
 }
 
-/// A JSONP long-poll body: `callback([m1,m2]);`, the messages as
-/// published (push-stream's default message template).
+/// Message `m` through the message template: what it is on push-stream's
+/// streams, WebSockets and long-polls (EventSource applies the template
+/// per line, [`encode_sse`]).
+pub fn render_message(m: &MessageView<'_>, template: &Template, out: &mut Vec<u8>) {
+    if template.is_text_only() {
+        out.extend_from_slice(m.payload);
+    } else {
+        template.render(&fields(m, m.payload), out);
+    }
+}
+
+/// What push-stream sends its subscribers when their channel is deleted:
+/// the text `Channel deleted` as message `-2` (pushstream.js calls
+/// `onchanneldeleted` for that id), through the message template.
+pub fn channel_deleted_message(channel: &str, template: &Template) -> Vec<u8> {
+    let mut out = Vec::new();
+    let f = Fields {
+        id: "-2",
+        tag: "0",
+        time_secs: 0,
+        channel,
+        event_id: "",
+        event_type: "",
+        text: CHANNEL_DELETED_TEXT,
+    };
+    template.render(&f, &mut out);
+    out
+}
+
+/// The text of push-stream's "channel deleted" message.
+pub const CHANNEL_DELETED_TEXT: &[u8] = b"Channel deleted";
+
+/// One EventSource event as push-stream frames it: `id:` only when the
+/// publisher gave an `Event-Id`, `event:` from `Event-Type`, then one
+/// `data:` line per line of the payload, each line through the message
+/// template (so `~text~` and `~size~` are the line's). Binary payloads are
+/// base64, as in crier's own SSE.
+pub fn encode_sse(m: &MessageView<'_>, template: &Template, out: &mut Vec<u8>) {
+    let b64;
+    let text = if m.binary {
+        b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
+        b64.as_bytes()
+    } else {
+        m.payload
+    };
+    if template.is_text_only() {
+        return sse::encode_event(m.event_id, m.event_type, text, out);
+    }
+    let mut data = Vec::with_capacity(text.len() + 64);
+    for (i, line) in sse::split_lines(text).enumerate() {
+        if i > 0 {
+            data.push(b'\n');
+        }
+        template.render(&fields(m, line), &mut data);
+    }
+    sse::encode_event(m.event_id, m.event_type, &data, out);
+}
+
+/// A JSONP long-poll body: `callback([m1,m2]);`, each message as the
+/// message template made it.
 pub fn jsonp<'a>(callback: &str, messages: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(callback.len() + 16);
     out.extend_from_slice(callback.as_bytes());
@@ -399,16 +460,80 @@ mod tests {
             event_id: None,
         };
         let mut out = Vec::new();
-        encode_sse(&m, &mut out);
+        encode_sse(&m, &Template::default(), &mut out);
         assert_eq!(out, b"event: t\ndata: x\ndata: y\n\n");
         m.event_id = Some("e1");
         out.clear();
-        encode_sse(&m, &mut out);
+        encode_sse(&m, &Template::default(), &mut out);
         assert!(out.starts_with(b"id: e1\n"));
         assert_eq!(jsonp("cb", [&b"1"[..], b"2"]), b"cb([1,2]);");
         assert_eq!(iso_time(1_796_149_147), "2026-12-01T18:19:07");
         assert!(
             valid_callback("PushStream.cb_1") && !valid_callback("a(1)") && !valid_callback("1a")
+        );
+    }
+
+    const JSON_TEMPLATE: &str = r#"{"id":~id~,"channel":"~channel~","text":"~text~","tag":"~tag~","time":"~time~","eventid":"~event-id~"}"#;
+
+    fn view<'a>(payload: &'a [u8], event_id: Option<&'a str>) -> MessageView<'a> {
+        MessageView {
+            id: "1796149147000001",
+            channels: &["ch"],
+            event_type: None,
+            content_type: None,
+            binary: false,
+            payload,
+            published_at_ms: 1_796_149_147_250,
+            event_id,
+        }
+    }
+
+    #[test]
+    fn templates_on_every_transport_but_eventsource_fill_the_whole_message() {
+        let t = Template::parse(JSON_TEMPLATE);
+        let mut out = Vec::new();
+        render_message(&view(b"a\nb", Some("e7")), &t, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"id\":1796149147000001,\"channel\":\"ch\",\"text\":\"a\nb\",\"tag\":\"1796149147000001\",\"time\":\"Tue, 01 Dec 2026 18:19:07 GMT\",\"eventid\":\"e7\"}"
+        );
+        let mut out = Vec::new();
+        render_message(&view(b"as is", None), &Template::default(), &mut out);
+        assert_eq!(out, b"as is");
+    }
+
+    #[test]
+    fn eventsource_applies_the_template_per_line() {
+        let t = Template::parse("[~text~:~size~]");
+        let mut out = Vec::new();
+        encode_sse(&view(b"one\r\ntwo", Some("e1")), &t, &mut out);
+        assert_eq!(out, b"id: e1\ndata: [one:3]\ndata: [two:3]\n\n");
+        // A template with a line break of its own still cannot end the
+        // event early: each line is a data line.
+        let mut out = Vec::new();
+        encode_sse(&view(b"x", None), &Template::parse("~text~\n\n!"), &mut out);
+        assert_eq!(out, b"data: x\ndata: \ndata: !\n\n");
+        // Binary payloads are base64 before the template sees them.
+        let mut m = view(b"\x00\x01", None);
+        m.binary = true;
+        let mut out = Vec::new();
+        encode_sse(&m, &Template::parse("<~text~>"), &mut out);
+        assert_eq!(out, b"data: <AAE=>\n\n");
+    }
+
+    #[test]
+    fn channel_deleted_is_message_minus_two() {
+        let t = Template::parse(JSON_TEMPLATE);
+        let v: serde_json::Value =
+            serde_json::from_slice(&channel_deleted_message("news", &t)).unwrap();
+        assert_eq!(
+            (v["id"].as_i64(), v["channel"].as_str(), v["text"].as_str()),
+            (Some(-2), Some("news"), Some("Channel deleted"))
+        );
+        assert_eq!(v["time"], "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            channel_deleted_message("news", &Template::default()),
+            b"Channel deleted"
         );
     }
 }
