@@ -18,6 +18,7 @@ mod pubsub;
 mod reactor;
 mod server;
 mod status;
+mod tls;
 mod web;
 
 pub use config::{Config, Overrides, Secret};

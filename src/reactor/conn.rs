@@ -67,6 +67,9 @@ pub struct ConnFlags {
     /// The subscriber's `lifetime_end` is its token's expiry: it is told
     /// the token expired rather than asked to reconnect.
     pub token_expiry: bool,
+    /// A TLS connection: its session is in the reactor's TLS table
+    /// (`tls.rs`), and every byte goes through it.
+    pub tls: bool,
 }
 
 /// Input bytes not consumed yet. Boxed so that the common case, nothing

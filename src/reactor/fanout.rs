@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::conn::{Conn, Role};
 use super::flush::FlushQueue;
 use super::outqueue::Flushed;
+use super::tls::TlsTable;
 use super::Reactor;
 use crate::proto::{EncodeSettings, WireFormat};
 use crate::pubsub::message::Message;
@@ -36,6 +37,8 @@ impl Reactor {
             flush: &mut self.flush,
             slow: &mut self.slow,
             longpolls_ready: &mut self.longpolls_ready,
+            tls: &mut self.tls,
+            stats: &self.shared.stats.reactors[self.id],
             delivered: 0,
             written: 0,
         };
@@ -68,6 +71,9 @@ struct FanoutTurn<'a> {
     flush: &'a mut FlushQueue,
     slow: &'a mut Vec<usize>,
     longpolls_ready: &'a mut Vec<usize>,
+    /// TLS connections are written through their sessions.
+    tls: &'a mut TlsTable,
+    stats: &'a ReactorStats,
     delivered: u64,
     written: u64,
 }
@@ -107,7 +113,12 @@ impl FanoutTurn<'_> {
             // not flushed yet (several large messages in one inbox drain):
             // write now before judging. A write error is left to the
             // regular flush to reap.
-            if let Ok((n, flushed)) = c.out.write_to(&mut c.socket) {
+            let result = if c.flags.tls {
+                self.tls.write(key, c, self.stats)
+            } else {
+                c.out.write_to(&mut c.socket)
+            };
+            if let Ok((n, flushed)) = result {
                 self.written += n as u64;
                 if n > 0 {
                     c.last_write = self.now;

@@ -106,7 +106,13 @@ impl Reactor {
         if c.flags.write_blocked {
             return;
         }
-        match c.out.write_to(&mut c.socket) {
+        let result = if c.flags.tls {
+            let stats = &self.shared.stats.reactors[self.id];
+            self.tls.write(k, c, stats)
+        } else {
+            c.out.write_to(&mut c.socket)
+        };
+        match result {
             Ok((n, flushed)) => {
                 if n > 0 {
                     c.last_write = self.now;

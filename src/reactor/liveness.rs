@@ -96,6 +96,9 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
+        if c.flags.tls && self.tls.handshaking(k) {
+            return self.tls_handshake_timeout(k);
+        }
         match &c.role {
             Role::Http(pending) => {
                 let in_request = pending.is_some() || !c.pending_in.is_empty();
@@ -253,7 +256,12 @@ impl Reactor {
         };
         c.out.clear();
         if let Some(frame) = c.subscriber().and_then(|s| signal::slow_consumer(s.format)) {
-            let _ = std::io::Write::write(&mut c.socket, &frame);
+            if c.flags.tls {
+                c.out.push_vec(frame);
+                let _ = self.tls.write(k, c, &self.shared.stats.reactors[self.id]);
+            } else {
+                let _ = std::io::Write::write(&mut c.socket, &frame);
+            }
         }
         self.close(k, Some(CloseCause::SlowConsumer));
     }
@@ -265,7 +273,10 @@ impl Reactor {
             return;
         }
         self.drain_until = Some(until);
-        if let Some(mut l) = self.listener.take() {
+        for mut l in [self.listener.take(), self.tls_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut l);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
