@@ -13,10 +13,11 @@ mod server;
 mod sse;
 mod status;
 mod stream;
+mod tls;
 mod ws;
 
 // A binary that uses nothing from one module would warn about its glob
 // otherwise; the allow is on the re-export alone, so an unused `use`
 // inside a module still warns.
 #[allow(unused_imports)]
-pub use self::{child::*, conn::*, server::*, sse::*, status::*, stream::*, ws::*};
+pub use self::{child::*, conn::*, server::*, sse::*, status::*, stream::*, tls::*, ws::*};
