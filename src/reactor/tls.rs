@@ -766,3 +766,4 @@ mod tests {
         assert!(std::mem::size_of::<Option<Box<TlsSession>>>() == 8);
     }
 }
+
