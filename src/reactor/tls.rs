@@ -766,4 +766,3 @@ mod tests {
         assert!(std::mem::size_of::<Option<Box<TlsSession>>>() == 8);
     }
 }
-
