@@ -76,7 +76,7 @@ impl Server {
                 dir: None,
             });
         }
-        // With --tls the TLS port is the next one (see tls.rs).
+        // With --tls the TLS port is the next one (see loadgen/tls.rs).
         let port = if ctx.opts.tls {
             crate::tls::free_port_pair()?
         } else {

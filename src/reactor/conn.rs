@@ -68,7 +68,7 @@ pub struct ConnFlags {
     /// the token expired rather than asked to reconnect.
     pub token_expiry: bool,
     /// A TLS connection: its session is in the reactor's TLS table
-    /// (`tls.rs`), and every byte goes through it.
+    /// (`tls/`), and every byte goes through it.
     pub tls: bool,
 }
 

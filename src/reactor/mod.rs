@@ -13,7 +13,7 @@
 //! published messages), `websocket.rs`, `longpoll.rs`, `liveness.rs`
 //! (deadlines, pings, goodbyes); the state they share is in `conn.rs`,
 //! `local.rs`, `outqueue.rs` and `timer.rs`. TLS connections keep their
-//! sessions beside the slab, in `tls.rs`.
+//! sessions beside the slab, in `tls/`.
 
 mod access;
 mod conn;

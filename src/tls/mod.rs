@@ -2,7 +2,7 @@
 //! they make, and swapping it on reload.
 //!
 //! No sockets here: the handshake and the record layer run inside the
-//! reactors (`reactor/tls.rs`), which ask [`TlsContext::config`] for the
+//! reactors (`reactor/tls/`), which ask [`TlsContext::config`] for the
 //! configuration of each new connection. A reload builds a whole new
 //! `ServerConfig` from the files and swaps the `Arc`; connections already
 //! up keep the one they started with, so nothing is dropped.
