@@ -46,6 +46,18 @@ fn listener(addr: SocketAddr, backlog: u32) -> io::Result<mio::net::TcpListener>
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
+/// Logs the certificate in use, with a warning when it runs out soon (a
+/// renewal that keeps failing shows here weeks before clients notice).
+fn log_certificate(tls: &TlsContext, loaded: &crate::tls::Loaded) {
+    let now = crate::tls::unix_now();
+    let line = loaded.describe(now);
+    let path = tls.cert_path().display();
+    match loaded.not_after {
+        Some(t) if t - now < 14 * 86_400 => log::warn!("TLS certificate {path}: {line}"),
+        _ => log::info!("TLS certificate {path}: {line}"),
+    }
+}
+
 /// The listening sockets of one address, one per reactor; returns the
 /// bound address (the port the kernel chose for port 0).
 fn bind_all(
@@ -75,10 +87,13 @@ impl Server {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = match tls_where {
             None => None,
-            Some(_) => Some(Arc::new(
-                TlsContext::load(config.tls_cert.as_ref(), config.tls_key.as_ref())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-            )),
+            Some(_) => {
+                let (ctx, loaded) =
+                    TlsContext::load(config.tls_cert.as_ref(), config.tls_key.as_ref())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                log_certificate(&ctx, &loaded);
+                Some(Arc::new(ctx))
+            }
         };
         let (addr, listeners) = bind_all(config.listen, workers, config.backlog)?;
         let (tls_addr, mut tls_listeners) = match tls_where.flatten() {
@@ -194,11 +209,7 @@ impl Handle {
             return Err("TLS is off (no tls-cert and tls-key)".into());
         };
         let loaded = tls.reload()?;
-        log::debug!(
-            "TLS: {} loaded, {} certificate(s) in the chain",
-            tls.cert_path().display(),
-            loaded.chain_len
-        );
+        log_certificate(tls, &loaded);
         Ok(())
     }
 

@@ -59,6 +59,18 @@ fn sighup_swaps_the_certificate_without_dropping_subscribers() {
     server.signal(libc::SIGHUP);
     wait_log(&server, "TLS certificate not reloaded", 2);
     try_tls_connect(addr, &new.client_config()).expect("still the new certificate");
+    // ...and so is a certificate that has expired (a renewal gone wrong).
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired_key = rcgen::KeyPair::generate().unwrap();
+    let expired = params.self_signed(&expired_key).unwrap();
+    std::fs::write(&cert, expired.pem()).unwrap();
+    std::fs::write(&key, expired_key.serialize_pem()).unwrap();
+    server.signal(libc::SIGHUP);
+    wait_log(&server, "TLS certificate not reloaded", 3);
+    assert!(server.log().contains("expired on 2021-01-01"));
+    try_tls_connect(addr, &new.client_config()).expect("still the new certificate");
     let log = server.log();
     assert!(
         !log.contains("PRIVATE KEY"),

@@ -7,6 +7,7 @@
 //! `ServerConfig` from the files and swaps the `Arc`; connections already
 //! up keep the one they started with, so nothing is dropped.
 
+pub mod expiry;
 pub mod sniff;
 
 use rustls::crypto::ring;
@@ -35,18 +36,36 @@ pub struct TlsContext {
 pub struct Loaded {
     /// Certificates in the chain (leaf first).
     pub chain_len: usize,
+    /// When the leaf certificate expires (Unix seconds), if readable.
+    pub not_after: Option<i64>,
+}
+
+impl Loaded {
+    /// A line for the log: the chain and how long it is valid.
+    pub fn describe(&self, now: i64) -> String {
+        let until = match self.not_after {
+            Some(t) => format!(
+                ", valid until {} ({} days left)",
+                expiry::date(t),
+                (t - now).div_euclid(86_400)
+            ),
+            None => String::new(),
+        };
+        format!("{} certificate(s) in the chain{until}", self.chain_len)
+    }
 }
 
 impl TlsContext {
     /// Reads the PEM certificate chain and private key and builds the
     /// configuration; fails with a readable reason (never the key itself).
-    pub fn load(cert: &Path, key: &Path) -> Result<TlsContext, String> {
-        let (config, _) = server_config(cert, key)?;
-        Ok(TlsContext {
+    pub fn load(cert: &Path, key: &Path) -> Result<(TlsContext, Loaded), String> {
+        let (config, loaded) = server_config(cert, key)?;
+        let ctx = TlsContext {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             current: RwLock::new(Arc::new(config)),
-        })
+        };
+        Ok((ctx, loaded))
     }
 
     /// The configuration for a new handshake.
@@ -60,8 +79,9 @@ impl TlsContext {
     }
 
     /// Re-reads the files and, when they make a valid configuration, uses
-    /// it for every handshake from now on. A bad certificate or key (or a
-    /// key that does not match) is refused and the old configuration stays.
+    /// it for every handshake from now on. A bad certificate or key (a key
+    /// that does not match, a certificate that expired or is not valid
+    /// yet) is refused and the old configuration stays.
     pub fn reload(&self) -> Result<Loaded, String> {
         let (config, loaded) = server_config(&self.cert, &self.key)?;
         let config = Arc::new(config);
@@ -93,8 +113,27 @@ fn server_config(cert: &Path, key: &Path) -> Result<(ServerConfig, Loaded), Stri
     // The error of a PEM parse names the problem, never the key's bytes.
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
+    let validity = expiry::validity(&chain[0]);
+    if let Some(v) = validity {
+        let now = unix_now();
+        if now > v.not_after {
+            return Err(format!(
+                "certificate {} expired on {}",
+                cert.display(),
+                expiry::date(v.not_after)
+            ));
+        }
+        if now < v.not_before {
+            return Err(format!(
+                "certificate {} is not valid before {}",
+                cert.display(),
+                expiry::date(v.not_before)
+            ));
+        }
+    }
     let loaded = Loaded {
         chain_len: chain.len(),
+        not_after: validity.map(|v| v.not_after),
     };
     let provider = Arc::new(ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -112,6 +151,13 @@ fn server_config(cert: &Path, key: &Path) -> Result<(ServerConfig, Loaded), Stri
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
     config.ticketer = ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
     Ok((config, loaded))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
@@ -142,6 +188,32 @@ mod tests {
         assert!(e.contains("no certificate"), "{e}");
         let e = TlsContext::load(&junk, &junk).err().unwrap();
         assert!(e.contains("junk.pem"), "{e}");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused_and_a_valid_one_says_until_when() {
+        let d = temp_dir("expiry");
+        let make = |not_after: (i32, u8, u8)| {
+            let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = p.self_signed(&key).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (cert, key) = make((2021, 1, 1));
+        let (c, k) = (write(&d, "old.pem", &cert), write(&d, "old.key", &key));
+        let e = TlsContext::load(&c, &k).err().unwrap();
+        assert!(e.contains("expired on 2021-01-01"), "{e}");
+        let (cert, key) = make((2090, 1, 1));
+        let (c, k) = (write(&d, "new.pem", &cert), write(&d, "new.key", &key));
+        let (_, loaded) = TlsContext::load(&c, &k).unwrap();
+        let line = loaded.describe(unix_now());
+        assert!(
+            line.starts_with("1 certificate(s) in the chain, valid until 2090-01-01"),
+            "{line}"
+        );
         let _ = std::fs::remove_dir_all(d);
     }
 }

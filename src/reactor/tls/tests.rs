@@ -90,7 +90,7 @@ fn handshaken() -> (TlsSession, rustls::ClientConnection) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, leaf.pem()).unwrap();
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    let ctx = crate::tls::TlsContext::load(&cert, &key).unwrap();
+    let (ctx, _) = crate::tls::TlsContext::load(&cert, &key).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
     let mut roots = rustls::RootCertStore::empty();
