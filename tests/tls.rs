@@ -105,6 +105,24 @@ fn sse_stream_and_publish_over_tls() {
 }
 
 #[test]
+fn tls_1_2_clients_are_served_too() {
+    let (server, tls_addr, pki, _dir) = tls_server(|_| {});
+    let cfg = pki.client_config_tls12();
+    let (mut sse, mut buf) = tls_sse(tls_addr, &cfg, "/ev/old");
+    assert_eq!(
+        sse.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    wait_subscribers(server.addr(), "old", 1);
+    let mut publisher = KeepAlivePublisher::connect(server.addr());
+    for i in 0..20 {
+        publisher.publish("old", format!("v1.2 {i}").as_bytes());
+    }
+    let got = sse_data(&mut sse, &mut buf, 20);
+    assert_eq!(got[19], "v1.2 19");
+}
+
+#[test]
 fn listen_itself_serves_tls_when_no_second_address_is_given() {
     let pki = TestPki::new("only");
     let dir = TempDir::new("tls-only");

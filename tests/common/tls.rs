@@ -66,11 +66,23 @@ impl TestPki {
 
     /// A client configuration that trusts this CA alone.
     pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.client_config_for(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like [`client_config`](Self::client_config), offering only TLS 1.2.
+    pub fn client_config_tls12(&self) -> Arc<ClientConfig> {
+        self.client_config_for(&[&rustls::version::TLS12])
+    }
+
+    fn client_config_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
