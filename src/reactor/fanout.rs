@@ -71,7 +71,7 @@ struct FanoutTurn<'a> {
     flush: &'a mut FlushQueue,
     slow: &'a mut Vec<usize>,
     longpolls_ready: &'a mut Vec<usize>,
-    /// TLS connections are written through their sessions.
+    /// Writes go through it (TLS connections through their sessions).
     tls: &'a mut TlsTable,
     stats: &'a ReactorStats,
     delivered: u64,
@@ -113,12 +113,7 @@ impl FanoutTurn<'_> {
             // not flushed yet (several large messages in one inbox drain):
             // write now before judging. A write error is left to the
             // regular flush to reap.
-            let result = if c.flags.tls {
-                self.tls.write(key, c, self.stats)
-            } else {
-                c.out.write_to(&mut c.socket)
-            };
-            if let Ok((n, flushed)) = result {
+            if let Ok((n, flushed)) = self.tls.write_conn(key, c, self.stats) {
                 self.written += n as u64;
                 if n > 0 {
                     c.last_write = self.now;

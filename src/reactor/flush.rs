@@ -106,13 +106,8 @@ impl Reactor {
         if c.flags.write_blocked {
             return;
         }
-        let result = if c.flags.tls {
-            let stats = &self.shared.stats.reactors[self.id];
-            self.tls.write(k, c, stats)
-        } else {
-            c.out.write_to(&mut c.socket)
-        };
-        match result {
+        let stats = &self.shared.stats.reactors[self.id];
+        match self.tls.write_conn(k, c, stats) {
             Ok((n, flushed)) => {
                 if n > 0 {
                     c.last_write = self.now;

@@ -343,11 +343,9 @@ impl Reactor {
             let Some(c) = self.conns.get_mut(k) else {
                 continue;
             };
-            if c.flags.tls {
-                let _ = self.tls.write(k, c, &self.shared.stats.reactors[self.id]);
-            } else {
-                let _ = c.out.write_to(&mut c.socket);
-            }
+            let _ = self
+                .tls
+                .write_conn(k, c, &self.shared.stats.reactors[self.id]);
             // A connection already closing was counted under its own cause.
             let cause = (!c.flags.close_after_flush).then_some(CloseCause::Shutdown);
             self.close(k, cause);

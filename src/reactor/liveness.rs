@@ -256,12 +256,11 @@ impl Reactor {
         };
         c.out.clear();
         if let Some(frame) = c.subscriber().and_then(|s| signal::slow_consumer(s.format)) {
-            if c.flags.tls {
-                c.out.push_vec(frame);
-                let _ = self.tls.write(k, c, &self.shared.stats.reactors[self.id]);
-            } else {
-                let _ = std::io::Write::write(&mut c.socket, &frame);
-            }
+            // One write, through TLS when the connection has it.
+            c.out.push_vec(frame);
+            let _ = self
+                .tls
+                .write_conn(k, c, &self.shared.stats.reactors[self.id]);
         }
         self.close(k, Some(CloseCause::SlowConsumer));
     }

@@ -110,12 +110,28 @@ impl TlsTable {
             .is_some_and(|s| !s.pending_out.is_empty())
     }
 
+    /// Writes connection `c`'s queued output to its socket: in plaintext,
+    /// or through its TLS session. Every write of a connection's output
+    /// goes through here (the place where kTLS would plug in).
+    pub(super) fn write_conn(
+        &mut self,
+        k: usize,
+        c: &mut Conn,
+        stats: &ReactorStats,
+    ) -> io::Result<(usize, Flushed)> {
+        if c.flags.tls {
+            self.write(k, c, stats)
+        } else {
+            c.out.write_to(&mut c.socket)
+        }
+    }
+
     /// Writes connection `c`'s output (its handshake messages, or its
     /// queue sealed into records) as far as the socket takes it; after the
     /// last byte of a closing connection, a close_notify. Returns the
     /// ciphertext bytes written and whether everything went out, like
     /// `OutQueue::write_to`.
-    pub(super) fn write(
+    fn write(
         &mut self,
         k: usize,
         c: &mut Conn,
