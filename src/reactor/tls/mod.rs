@@ -36,8 +36,10 @@
 //! the record layer could move into the kernel: rustls can hand over the
 //! traffic secrets (`dangerous_into_kernel_connection`, with
 //! `enable_secret_extraction`), after which the session would be dropped,
-//! `ConnFlags::tls` cleared, and the plaintext path used unchanged. That is
-//! the one place to add it (docs/TLS.md).
+//! `ConnFlags::tls` cleared, and the plaintext path used unchanged: every
+//! write of a connection's output already goes through
+//! [`TlsTable::write_conn`], and every read through the `tls` flag in
+//! `io.rs`, so nothing else would change (docs/TLS.md).
 
 mod sealer;
 mod session;
