@@ -70,8 +70,9 @@ start_crier() {
 
 # Echo mode: a client's messages come back to it through the channel; no
 # history (a reconnecting case must not get the previous case's messages),
-# no keepalive pings, and room for the suite's largest messages (16 MiB).
-ECHO_FLAGS=(--ws-publish --store-messages 0 --ping-interval 0 --max-message-size 20000000)
+# no keepalive pings, and room for the suite's largest messages and frames
+# (16 MiB; 9.1.4-9.1.6 send one frame per message).
+ECHO_FLAGS=(--ws-publish --store-messages 0 --ping-interval 0 --max-message-size 20000000 --max-frame-size 20000000)
 
 # 12.x/13.x: sub-cases 1-6 are 16 B..8 KiB messages, 11 is 8 KiB in 256-byte
 # fragments; 12.1.10 is the largest (128 KiB; ~20 s on its own).
