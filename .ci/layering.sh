@@ -19,5 +19,6 @@ check src/proto "anything of the crate outside src/proto" 'crate::(\{|[a-z_]+)' 
 check src/http "the reactor, the server or status" 'crate::(reactor|server|status)\b'
 check src/pubsub "the reactor, the server, http or status" 'crate::(reactor|server|http|status)\b'
 check src/status "the reactor or the server" 'crate::(reactor|server)\b'
+check src/tls "the reactor, the server, http, pubsub or status" 'crate::(reactor|server|http|pubsub|status)\b'
 [ "$fail" -eq 0 ] || exit 1
 echo "layering ok"

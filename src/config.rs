@@ -175,6 +175,12 @@ settings! {
     nchan_publish_location: String = "/pub".to_string();
     /// With --compat nchan: the nchan_subscriber location; every transport at PATH/CH or PATH?id=CH (the same path as the publisher's = nchan_pubsub) [default: /sub].
     nchan_subscribe_location: String = "/sub".to_string();
+    /// PEM certificate chain (leaf first); with tls-key, `listen` serves TLS, or `tls-listen` does. Re-read on SIGHUP (docs/TLS.md) [default: none].
+    tls_cert: String = String::new();
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of tls-cert; never logged [default: none].
+    tls_key: String = String::new();
+    /// A second address that serves TLS while `listen` stays plaintext (needs tls-cert and tls-key) [default: none].
+    tls_listen: String = String::new();
 }
 
 impl Config {
@@ -240,6 +246,7 @@ impl Config {
                 ));
             }
         }
+        self.tls_addresses()?;
         self.access_policy()?;
         for url in self.redis_urls() {
             redis::Client::open(url)
@@ -342,6 +349,30 @@ impl Config {
             .collect()
     }
 
+    /// Where TLS is served: `None` when TLS is off; otherwise the second
+    /// address (`tls-listen`), or `None` inside when `listen` itself
+    /// serves TLS. Checks that cert and key come together.
+    pub fn tls_addresses(&self) -> Result<Option<Option<SocketAddr>>, String> {
+        match (self.tls_cert.is_empty(), self.tls_key.is_empty()) {
+            (true, true) if self.tls_listen.is_empty() => return Ok(None),
+            (true, true) => return Err("tls-listen needs tls-cert and tls-key".into()),
+            (false, true) => return Err("tls-cert needs tls-key".into()),
+            (true, false) => return Err("tls-key needs tls-cert".into()),
+            (false, false) => {}
+        }
+        if self.tls_listen.is_empty() {
+            return Ok(Some(None));
+        }
+        let addr: SocketAddr = self
+            .tls_listen
+            .parse()
+            .map_err(|_| format!("tls-listen: {:?} is not an address", self.tls_listen))?;
+        if addr == self.listen && addr.port() != 0 {
+            return Err("tls-listen must differ from listen".into());
+        }
+        Ok(Some(Some(addr)))
+    }
+
     /// The number of reactor threads to run (resolves 0 to the core count).
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
@@ -418,5 +449,36 @@ mod tests {
         };
         let policy = ok.access_policy().unwrap();
         assert!(policy.is_private("private-x") && !policy.is_private("news"));
+    }
+
+    #[test]
+    fn tls_settings_come_in_pairs() {
+        let tls = |cert: &str, key: &str, listen: &str| Config {
+            tls_cert: cert.into(),
+            tls_key: key.into(),
+            tls_listen: listen.into(),
+            ..Default::default()
+        };
+        assert_eq!(tls("", "", "").tls_addresses(), Ok(None));
+        assert_eq!(tls("c.pem", "k.pem", "").tls_addresses(), Ok(Some(None)));
+        let second = tls("c.pem", "k.pem", "127.0.0.1:8443").tls_addresses();
+        assert_eq!(second, Ok(Some(Some("127.0.0.1:8443".parse().unwrap()))));
+        assert!(tls("c.pem", "", "")
+            .validate()
+            .unwrap_err()
+            .contains("tls-key"));
+        assert!(tls("", "k.pem", "")
+            .validate()
+            .unwrap_err()
+            .contains("tls-cert"));
+        assert!(tls("", "", "127.0.0.1:1").validate().is_err());
+        assert!(tls("c", "k", "nonsense")
+            .validate()
+            .unwrap_err()
+            .contains("tls-listen"));
+        let cfg: Config =
+            toml::from_str("tls-cert = \"/etc/crier/cert.pem\"\ntls-key = \"/etc/crier/key.pem\"")
+                .unwrap();
+        assert_eq!(cfg.tls_addresses(), Ok(Some(None)));
     }
 }

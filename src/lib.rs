@@ -20,6 +20,7 @@ mod pubsub;
 mod reactor;
 mod server;
 mod status;
+mod tls;
 mod web;
 
 pub use config::{Compat, Config, FirstMessage, Overrides, PublisherMode, Secret};

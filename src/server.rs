@@ -19,6 +19,7 @@ use crate::pubsub::hub::{Hub, HubSettings};
 use crate::pubsub::store::StoreLimits;
 use crate::reactor::{PerIpConnections, Reactor, ReactorSetup, Shared, WAKER};
 use crate::status::Stats;
+use crate::tls::TlsContext;
 
 /// Entry point for embedding and tests.
 pub struct Server;
@@ -26,6 +27,9 @@ pub struct Server;
 /// A running server: its address, and the way to stop it.
 pub struct Handle {
     addr: SocketAddr,
+    /// The `tls-listen` address, when TLS has a listener of its own.
+    tls_addr: Option<SocketAddr>,
+    tls: Option<Arc<TlsContext>>,
     hub: Arc<Hub>,
     backplane: Option<Arc<Backplane>>,
     threads: Vec<JoinHandle<()>>,
@@ -44,6 +48,34 @@ fn listener(addr: SocketAddr, backlog: u32) -> io::Result<mio::net::TcpListener>
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
+/// Logs the certificate in use, with a warning when it runs out soon (a
+/// renewal that keeps failing shows here weeks before clients notice).
+fn log_certificate(tls: &TlsContext, loaded: &crate::tls::Loaded) {
+    let now = crate::tls::unix_now();
+    let line = loaded.describe(now);
+    let path = tls.cert_path().display();
+    match loaded.not_after {
+        Some(t) if t - now < 14 * 86_400 => log::warn!("TLS certificate {path}: {line}"),
+        _ => log::info!("TLS certificate {path}: {line}"),
+    }
+}
+
+/// The listening sockets of one address, one per reactor; returns the
+/// bound address (the port the kernel chose for port 0).
+fn bind_all(
+    at: SocketAddr,
+    workers: usize,
+    backlog: u32,
+) -> io::Result<(SocketAddr, Vec<mio::net::TcpListener>)> {
+    let first = listener(at, backlog)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(listener(addr, backlog)?);
+    }
+    Ok((addr, all))
+}
+
 impl Server {
     /// Validates `config`, binds, and starts one reactor thread per worker.
     /// With port 0 the kernel picks a port: [`Handle::addr`] tells which.
@@ -52,12 +84,28 @@ impl Server {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let workers = config.worker_count();
-        let first = listener(config.listen, config.backlog)?;
-        let addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..workers {
-            listeners.push(listener(addr, config.backlog)?);
-        }
+        let tls_where = config
+            .tls_addresses()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = match tls_where {
+            None => None,
+            Some(_) => {
+                let (ctx, loaded) =
+                    TlsContext::load(config.tls_cert.as_ref(), config.tls_key.as_ref())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                log_certificate(&ctx, &loaded);
+                Some(Arc::new(ctx))
+            }
+        };
+        let (addr, listeners) = bind_all(config.listen, workers, config.backlog)?;
+        let (tls_addr, mut tls_listeners) = match tls_where.flatten() {
+            Some(at) => {
+                let (a, ls) = bind_all(at, workers, config.backlog)?;
+                (Some(a), ls.into_iter().map(Some).collect())
+            }
+            None => (None, (0..workers).map(|_| None).collect::<Vec<_>>()),
+        };
+        let listener_tls = tls.is_some() && tls_addr.is_none();
         let mut polls = Vec::with_capacity(workers);
         let mut links = Vec::with_capacity(workers);
         let mut inboxes = Vec::with_capacity(workers);
@@ -120,6 +168,7 @@ impl Server {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             per_ip: (config.max_connections_per_ip > 0)
                 .then(|| PerIpConnections::new(config.max_connections_per_ip)),
+            tls: tls.clone(),
             stats: Stats::new(workers),
             config,
         });
@@ -131,6 +180,8 @@ impl Server {
                 id,
                 poll,
                 listener,
+                listener_tls,
+                tls_listener: tls_listeners[id].take(),
                 inbox,
                 hub: hub.clone(),
                 shared: shared.clone(),
@@ -141,9 +192,16 @@ impl Server {
                 .spawn(move || Reactor::new(setup).run())?;
             threads.push(t);
         }
-        log::info!("crier listening on {addr} with {workers} reactor(s)");
+        let tls_note = match (&tls, tls_addr) {
+            (None, _) => String::new(),
+            (Some(_), None) => " (TLS)".into(),
+            (Some(_), Some(a)) => format!(", TLS on {a}"),
+        };
+        log::info!("crier listening on {addr} with {workers} reactor(s){tls_note}");
         Ok(Handle {
             addr,
+            tls_addr,
+            tls,
             hub,
             backplane,
             threads,
@@ -155,6 +213,31 @@ impl Handle {
     /// The bound address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The `tls-listen` address, when TLS is served on one of its own
+    /// (with `listen` plaintext); `None` otherwise.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// Whether this server speaks TLS (on `listen` or on `tls-listen`).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Re-reads the certificate and key files and uses them for every new
+    /// handshake; connections already up keep theirs, nothing is dropped.
+    /// A certificate or key that cannot be read, or a key that does not
+    /// match, is refused (the error says why, never with key material) and
+    /// the current pair stays in use.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        let Some(tls) = &self.tls else {
+            return Err("TLS is off (no tls-cert and tls-key)".into());
+        };
+        let loaded = tls.reload()?;
+        log_certificate(tls, &loaded);
+        Ok(())
     }
 
     /// Stops at once: closes every connection and waits for the reactors.

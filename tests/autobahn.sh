@@ -3,9 +3,11 @@
 # build of crier, through the shared runner ../shared/tools/autobahn/autobahn.sh
 # (CI has shared/ beside the repository).
 #
-# usage: tests/autobahn.sh [push] [echo] [deflate-quick] [deflate] [limits] [all]
+# usage: tests/autobahn.sh [push] [push-tls] [echo] [deflate-quick] [deflate] [limits] [all]
 #   push           silent subscribe endpoint (no pings, nothing published):
 #                  the 151 cases a push-only server can pass          (~6 s)
+#   push-tls       the same over wss:// (crier terminating TLS with a
+#                  throwaway certificate made by openssl)             (~8 s)
 #   echo           --ws-publish echo mode: every case but 9.*, 12.*, 13.* (~8 s)
 #   deflate-quick  12.*/13.* (permessage-deflate, echo mode) with messages of
 #                  at most 8 KiB, plus one 128 KiB case               (~2 min)
@@ -31,7 +33,7 @@ PROFILES=("$@")
 [ ${#PROFILES[@]} -gt 0 ] || PROFILES=(push echo)
 if [ "${PROFILES[*]}" = all ]; then PROFILES=(push echo deflate limits); fi
 for p in "${PROFILES[@]}"; do
-  case "$p" in push|echo|deflate-quick|deflate|limits) ;; *) echo "unknown profile $p" >&2; exit 2;; esac
+  case "$p" in push|push-tls|echo|deflate-quick|deflate|limits) ;; *) echo "unknown profile $p" >&2; exit 2;; esac
 done
 
 echo "== cargo build --release"
@@ -68,8 +70,9 @@ start_crier() {
 
 # Echo mode: a client's messages come back to it through the channel; no
 # history (a reconnecting case must not get the previous case's messages),
-# no keepalive pings, and room for the suite's largest messages (16 MiB).
-ECHO_FLAGS=(--ws-publish --store-messages 0 --ping-interval 0 --max-message-size 20000000)
+# no keepalive pings, and room for the suite's largest messages and frames
+# (16 MiB; 9.1.4-9.1.6 send one frame per message).
+ECHO_FLAGS=(--ws-publish --store-messages 0 --ping-interval 0 --max-message-size 20000000 --max-frame-size 20000000)
 
 # 12.x/13.x: sub-cases 1-6 are 16 B..8 KiB messages, 11 is 8 KiB in 256-byte
 # fragments; 12.1.10 is the largest (128 KiB; ~20 s on its own).
@@ -79,11 +82,21 @@ for sec in 12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7; do
 done
 QUICK+="12.1.10"
 
+# A throwaway self-signed certificate for push-tls, in the profile's report
+# directory (the suite's client does not verify it).
+make_cert() {
+  command -v openssl >/dev/null || { echo "push-tls needs openssl" >&2; exit 2; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
+}
+
 RC=0
 SUMMARY=""
 for p in "${PROFILES[@]}"; do
+  scheme=ws
   case "$p" in
     push)    flags=(--ping-interval 0);  args=(--profile push);;
+    push-tls) flags=(--ping-interval 0); args=(--profile push); scheme=wss;;
     echo)    flags=("${ECHO_FLAGS[@]}"); args=(--profile echo);;
     deflate-quick) flags=("${ECHO_FLAGS[@]}"); args=(--profile all --cases "$QUICK");;
     deflate) flags=("${ECHO_FLAGS[@]}"); args=(--profile all --cases '12.*,13.*' --timeout 3600);;
@@ -91,12 +104,16 @@ for p in "${PROFILES[@]}"; do
   esac
   dir="$OUT/$p"
   rm -rf "$dir"; mkdir -p "$dir"
+  if [ "$p" = push-tls ]; then
+    make_cert "$dir"
+    flags+=(--tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem")
+  fi
   start_crier "$dir/crier.log" "${flags[@]}"
   echo "== profile $p: crier ${flags[*]} on port $PORT"
   t0=$(date +%s)
   set +e
   # A channel of its own per run; every case connects to the same URL.
-  "$AB" "${args[@]}" --outdir "$dir/report" "ws://127.0.0.1:$PORT/ws/autobahn-$p-$$"
+  "$AB" "${args[@]}" --outdir "$dir/report" "$scheme://127.0.0.1:$PORT/ws/autobahn-$p-$$"
   rc=$?
   set -e
   secs=$(( $(date +%s) - t0 ))

@@ -45,6 +45,8 @@ pub struct Opts {
     pub nchan_conf: PathBuf,
     pub wait_s: u64,
     pub seed: u64,
+    /// Subscribers over TLS (a second, TLS port on the server; publishers stay plaintext).
+    pub tls: bool,
 }
 
 impl Opts {
@@ -114,7 +116,11 @@ scenarios: idle-memory | fanout | channels | connect-rate | churn | all (every s
   --server-arg ARG               extra crier argument (repeatable)
   --target http://HOST:PORT      use a running server (memory/CPU need --server-pid)
   --server-cmd 'CMD {port}'      start this command as the server ({port}, {addr})
-  --nchan-conf PATH              nginx/nchan template (default benches/peers/nchan.conf)
+  --nchan-conf PATH              nginx/nchan template (default benches/peers/nchan.conf;
+                                 with --tls benches/peers/nchan-ssl.conf)
+  --tls                          subscribers connect over TLS to a second port (plaintext
+                                 port + 1) with a generated certificate; publishers stay
+                                 plaintext; full handshakes (no resumption); not the floor
   --wait S                       max seconds to wait for deliveries (default 60)";
 
 fn manifest_dir() -> PathBuf {
@@ -174,6 +180,7 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         nchan_conf: manifest_dir().join("benches/peers/nchan.conf"),
         wait_s: 60,
         seed: 0x5eed,
+        tls: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -183,6 +190,10 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         };
         if flag == "--burst" {
             o.burst = true;
+            continue;
+        }
+        if flag == "--tls" {
+            o.tls = true;
             continue;
         }
         if flag == "--hold-reads" {
@@ -229,6 +240,9 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
     }
     if o.scenarios.is_empty() {
         return Err(format!("no scenario given\n{USAGE}"));
+    }
+    if o.tls && !args.iter().any(|a| a.starts_with("--nchan-conf")) {
+        o.nchan_conf = manifest_dir().join("benches/peers/nchan-ssl.conf");
     }
     if o.target.is_some() || o.server_cmd.is_some() {
         o.peers = vec![Peer::Custom];

@@ -23,6 +23,7 @@ mod peers;
 mod publish;
 mod report;
 mod scenarios;
+mod tls;
 mod wire;
 
 use std::env;

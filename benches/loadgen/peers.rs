@@ -76,7 +76,12 @@ impl Server {
                 dir: None,
             });
         }
-        let port = free_port()?;
+        // With --tls the TLS port is the next one (see loadgen/tls.rs).
+        let port = if ctx.opts.tls {
+            crate::tls::free_port_pair()?
+        } else {
+            free_port()?
+        };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = temp_dir(ctx.peer.name())?;
         let (out, err) = log_file(&dir)?;
@@ -86,8 +91,16 @@ impl Server {
                 c.arg("--listen").arg(addr.to_string());
                 c.arg("--workers").arg(ctx.opts.server_workers.to_string());
                 c.args(&ctx.opts.server_args);
+                if ctx.opts.tls {
+                    let pki = crate::tls::pki()?;
+                    c.arg("--tls-cert").arg(&pki.cert);
+                    c.arg("--tls-key").arg(&pki.key);
+                    let tls_addr = crate::tls::subscriber_addr(addr, true);
+                    c.arg("--tls-listen").arg(tls_addr.to_string());
+                }
                 c
             }
+            Peer::Floor if ctx.opts.tls => return Err("the floor has no TLS".into()),
             Peer::Floor => {
                 let exe = env::current_exe().map_err(|e| e.to_string())?;
                 let mut c = pinned(&exe);
@@ -205,9 +218,16 @@ fn nchan_command(ctx: &Ctx, dir: &Path, port: u16) -> Res<Command> {
     }
     let template = fs::read_to_string(&ctx.opts.nchan_conf)
         .map_err(|e| format!("read {}: {e}", ctx.opts.nchan_conf.display()))?;
-    let conf = template
+    let mut conf = template
         .replace("{{PORT}}", &port.to_string())
         .replace("{{PREFIX}}", &dir.display().to_string());
+    if ctx.opts.tls {
+        let pki = crate::tls::pki()?;
+        conf = conf
+            .replace("{{TLS_PORT}}", &(port + 1).to_string())
+            .replace("{{CERT}}", &pki.cert.display().to_string())
+            .replace("{{KEY}}", &pki.key.display().to_string());
+    }
     let conf_path = dir.join("nginx.conf");
     fs::write(&conf_path, conf).map_err(|e| format!("write nginx.conf: {e}"))?;
     let mut c = pinned(nginx);

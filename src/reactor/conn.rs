@@ -103,6 +103,9 @@ flags! {
     replay_pending / set_replay_pending = 8;
     /// Its channels span backplane shards: its ids are its own.
     composite_ids / set_composite_ids = 9;
+    /// A TLS connection: its session is in the reactor's TLS table
+    /// (`tls/`), and every byte goes through it.
+    tls / set_tls = 10;
 }
 
 /// Input bytes not consumed yet. Boxed so that the common case, nothing

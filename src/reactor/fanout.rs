@@ -11,6 +11,7 @@ use super::cluster::{encode_for, Admit, ClusterConns};
 use super::conn::{Conn, Role};
 use super::flush::FlushQueue;
 use super::outqueue::Flushed;
+use super::tls::TlsTable;
 use super::Reactor;
 use crate::proto::{EncodeSettings, WireFormat};
 use crate::pubsub::message::Message;
@@ -38,6 +39,8 @@ impl Reactor {
             cluster: &mut self.cluster,
             slow: &mut self.slow,
             longpolls_ready: &mut self.longpolls_ready,
+            tls: &mut self.tls,
+            stats: &self.shared.stats.reactors[self.id],
             delivered: 0,
             written: 0,
         };
@@ -71,6 +74,9 @@ struct FanoutTurn<'a> {
     cluster: &'a mut ClusterConns,
     slow: &'a mut Vec<usize>,
     longpolls_ready: &'a mut Vec<usize>,
+    /// Writes go through it (TLS connections through their sessions).
+    tls: &'a mut TlsTable,
+    stats: &'a ReactorStats,
     delivered: u64,
     written: u64,
 }
@@ -127,7 +133,7 @@ impl FanoutTurn<'_> {
             // not flushed yet (several large messages in one inbox drain):
             // write now before judging. A write error is left to the
             // regular flush to reap.
-            if let Ok((n, flushed)) = c.out.write_to(&mut c.socket) {
+            if let Ok((n, flushed)) = self.tls.write_conn(key, c, self.stats) {
                 self.written += n as u64;
                 if n > 0 {
                     c.last_write = self.now;

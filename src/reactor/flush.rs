@@ -106,7 +106,8 @@ impl Reactor {
         if c.flags.write_blocked() {
             return;
         }
-        match c.out.write_to(&mut c.socket) {
+        let stats = &self.shared.stats.reactors[self.id];
+        match self.tls.write_conn(k, c, stats) {
             Ok((n, flushed)) => {
                 if n > 0 {
                     c.last_write = self.now;

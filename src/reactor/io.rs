@@ -56,17 +56,33 @@ impl InputUse {
 }
 
 impl Reactor {
+    /// Accepts on every listener (used when accepts resume after a pause).
     pub(super) fn accept_all(&mut self) {
+        self.accept_on(false);
+        self.accept_on(true);
+    }
+
+    /// Accepts what is waiting on the main listener, or (`second`) on the
+    /// `tls-listen` one.
+    pub(super) fn accept_on(&mut self, second: bool) {
         let max = self.shared.config.max_connections;
-        while let Some(listener) = &self.listener {
+        let tls = second || self.listener_tls;
+        while let Some(listener) = if second {
+            &self.tls_listener
+        } else {
+            &self.listener
+        } {
             match listener.accept() {
                 Ok((mut socket, peer)) => {
                     let open = self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
                     if max > 0 && open >= max {
                         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
                         // Fast, fixed answer; the socket buffer of a fresh
-                        // connection always has room for it.
-                        let _ = socket.write(OVER_CAPACITY);
+                        // connection always has room for it. A TLS client
+                        // could not read it: it only sees the close.
+                        if !tls {
+                            let _ = socket.write(OVER_CAPACITY);
+                        }
                         self.stats().closed(CloseCause::OverCapacity);
                         self.stats().refused(Limit::Connections);
                         continue;
@@ -77,13 +93,15 @@ impl Reactor {
                             Some(key) => key,
                             None => {
                                 self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
-                                let _ = socket.write(OVER_PER_IP);
+                                if !tls {
+                                    let _ = socket.write(OVER_PER_IP);
+                                }
                                 self.stats().refused(Limit::ConnectionsPerIp);
                                 continue;
                             }
                         },
                     };
-                    self.admit(socket, ip_key);
+                    self.admit(socket, ip_key, tls);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -112,7 +130,7 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, mut socket: mio::net::TcpStream, ip_key: u32) {
+    fn admit(&mut self, mut socket: mio::net::TcpStream, ip_key: u32, tls: bool) {
         sockopt::on_accept(&socket);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -136,6 +154,11 @@ impl Reactor {
         let st = self.stats();
         ReactorStats::add(&st.accepted, 1);
         st.connections[ConnKind::Http as usize].fetch_add(1, Ordering::Relaxed);
+        if tls && !self.open_tls(key) {
+            self.close(key, None);
+            return;
+        }
+        // For TLS, the handshake must be done by then too.
         let deadline = self.now + secs_to_ticks(self.shared.config.handshake_timeout);
         self.set_deadline(key, deadline);
     }
@@ -143,7 +166,7 @@ impl Reactor {
     pub(super) fn on_writable(&mut self, k: usize) {
         if let Some(c) = self.conns.get_mut(k) {
             c.flags.set_write_blocked(false);
-            if c.out.is_empty() {
+            if c.out.is_empty() && !(c.flags.tls() && self.tls.has_pending(k)) {
                 return;
             }
             if matches!(c.role, Role::Http(_)) {
@@ -179,11 +202,13 @@ impl Reactor {
                 break;
             }
             reads += 1;
+            let tls = c.flags.tls();
             match c.socket.read(&mut scratch) {
                 Ok(0) => {
                     self.peer_gone(k, PeerGone::Eof);
                     break;
                 }
+                Ok(n) if tls => self.on_tls_input(k, &mut scratch[..n]),
                 Ok(n) => self.on_input(k, &scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -296,6 +321,10 @@ impl Reactor {
         }
         self.unsubscribe_all(k);
         let mut c = self.conns.remove(k);
+        if c.flags.tls() {
+            self.tls
+                .forget(k, cause, &self.shared.stats.reactors[self.id]);
+        }
         self.wheel.cancel(c.timer);
         if c.flags.awaiting_reply() || c.flags.replay_pending() || c.flags.composite_ids() {
             self.cluster.remove(k);
@@ -320,7 +349,9 @@ impl Reactor {
             let Some(c) = self.conns.get_mut(k) else {
                 continue;
             };
-            let _ = c.out.write_to(&mut c.socket);
+            let _ = self
+                .tls
+                .write_conn(k, c, &self.shared.stats.reactors[self.id]);
             // A connection already closing was counted under its own cause.
             let cause = (!c.flags.close_after_flush()).then_some(CloseCause::Shutdown);
             self.close(k, cause);

@@ -96,6 +96,9 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
+        if c.flags.tls() && self.tls.handshaking(k) {
+            return self.tls_handshake_timeout(k);
+        }
         match &c.role {
             Role::Http(pending) => {
                 let in_request = pending.is_some() || !c.pending_in.is_empty();
@@ -255,7 +258,11 @@ impl Reactor {
         };
         c.out.clear();
         if let Some(frame) = c.subscriber().and_then(|s| signal::slow_consumer(s.format)) {
-            let _ = std::io::Write::write(&mut c.socket, &frame);
+            // One write, through TLS when the connection has it.
+            c.out.push_vec(frame);
+            let _ = self
+                .tls
+                .write_conn(k, c, &self.shared.stats.reactors[self.id]);
         }
         self.close(k, Some(CloseCause::SlowConsumer));
     }
@@ -267,7 +274,10 @@ impl Reactor {
             return;
         }
         self.drain_until = Some(until);
-        if let Some(mut l) = self.listener.take() {
+        for mut l in [self.listener.take(), self.tls_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut l);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();

@@ -12,7 +12,8 @@
 //! `subscribe.rs` (registration, replay, unsubscribe), `fanout.rs` (queueing
 //! published messages), `websocket.rs`, `longpoll.rs`, `liveness.rs`
 //! (deadlines, pings, goodbyes); the state they share is in `conn.rs`,
-//! `local.rs`, `outqueue.rs` and `timer.rs`.
+//! `local.rs`, `outqueue.rs` and `timer.rs`. TLS connections keep their
+//! sessions beside the slab, in `tls/`.
 
 mod access;
 mod cluster;
@@ -30,6 +31,7 @@ mod per_ip;
 mod sockopt;
 mod subscribe;
 pub mod timer;
+mod tls;
 mod websocket;
 
 use mio::net::TcpListener;
@@ -50,6 +52,7 @@ use crate::pubsub::bus::{Delivery, Inbox};
 use crate::pubsub::hub::Hub;
 use crate::pubsub::message::{Message, Publication};
 use crate::status::{render, ReactorStats, Snapshot, Stats};
+use crate::tls::TlsContext;
 use cluster::ClusterConns;
 use conn::Conn;
 use flush::FlushQueue;
@@ -62,6 +65,8 @@ use timer::{secs_to_ticks, Entry, TimerWheel, TICK, TICKS_PER_SEC};
 pub const LISTENER: Token = Token(usize::MAX - 1);
 /// Token of the cross-thread waker.
 pub const WAKER: Token = Token(usize::MAX - 2);
+/// Token of the second, TLS-only listening socket (`tls-listen`).
+pub const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Wheel size: 1024 ticks of 250 ms, about four minutes per revolution.
 const WHEEL_SLOTS: usize = 1024;
@@ -87,6 +92,8 @@ pub struct Shared {
     pub backplane: Option<Arc<Backplane>>,
     /// Open connections across all reactors (for `max-connections`).
     pub open_connections: AtomicUsize,
+    /// Certificates and the rustls configuration, when TLS is on.
+    pub tls: Option<Arc<TlsContext>>,
 }
 
 /// Everything a reactor thread needs, built before it starts.
@@ -94,6 +101,10 @@ pub struct ReactorSetup {
     pub id: usize,
     pub poll: Poll,
     pub listener: TcpListener,
+    /// Whether `listener` serves TLS (cert and key given, no `tls-listen`).
+    pub listener_tls: bool,
+    /// The `tls-listen` socket, when there is one.
+    pub tls_listener: Option<TcpListener>,
     pub inbox: Inbox,
     pub hub: Arc<Hub>,
     pub shared: Arc<Shared>,
@@ -105,6 +116,10 @@ pub struct Reactor {
     poll: Poll,
     /// None once the reactor stopped accepting (draining).
     listener: Option<TcpListener>,
+    listener_tls: bool,
+    tls_listener: Option<TcpListener>,
+    /// Sessions of this reactor's TLS connections, by slab key.
+    tls: tls::TlsTable,
     inbox: Inbox,
     hub: Arc<Hub>,
     shared: Arc<Shared>,
@@ -145,7 +160,13 @@ impl ReactorSetup {
     pub fn register_listener(&mut self) -> std::io::Result<()> {
         self.poll
             .registry()
-            .register(&mut self.listener, LISTENER, Interest::READABLE)
+            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        if let Some(l) = &mut self.tls_listener {
+            self.poll
+                .registry()
+                .register(l, TLS_LISTENER, Interest::READABLE)?;
+        }
+        Ok(())
     }
 }
 
@@ -159,6 +180,9 @@ impl Reactor {
             id: setup.id,
             poll: setup.poll,
             listener: Some(setup.listener),
+            listener_tls: setup.listener_tls,
+            tls_listener: setup.tls_listener,
+            tls: tls::TlsTable::default(),
             inbox: setup.inbox,
             hub: setup.hub,
             conns: Slab::new(),
@@ -216,7 +240,8 @@ impl Reactor {
             self.update_clock();
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_on(false),
+                    TLS_LISTENER => self.accept_on(true),
                     WAKER => {}
                     Token(k) => {
                         if ev.is_writable() {

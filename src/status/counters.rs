@@ -137,6 +137,24 @@ category! {
     }
 }
 
+category! {
+    /// Why a TLS handshake did not complete (the `tls_handshakes_failed`
+    /// breakdown).
+    TlsFailure {
+        /// Not complete within `handshake-timeout` of the accept.
+        Timeout = "timeout",
+        /// The client sent something that is not TLS, or broke the protocol.
+        Protocol = "protocol",
+        /// The client aborted with an alert: most often it does not trust
+        /// the certificate (expired, wrong name, unknown issuer).
+        Alert = "alert",
+        /// A plaintext HTTP request on the TLS port (answered 400).
+        Plaintext = "plaintext",
+        /// The client went away mid-handshake (EOF or reset).
+        Eof = "eof",
+    }
+}
+
 /// One reactor's counters, aligned so two reactors never share a line.
 #[repr(align(64))]
 #[derive(Debug, Default)]
@@ -154,6 +172,13 @@ pub struct ReactorStats {
     pub pings_sent: AtomicU64,
     /// accept() failed for lack of file descriptors (EMFILE/ENFILE).
     pub accept_fd_errors: AtomicU64,
+    /// TLS connections accepted (a handshake begins with each).
+    pub tls_handshakes_started: AtomicU64,
+    pub tls_handshakes_completed: AtomicU64,
+    pub tls_handshakes_failed: [AtomicU64; TlsFailure::COUNT],
+    /// Open TLS connections, by what they are now (a subset of
+    /// `connections`).
+    pub tls_connections: [AtomicI64; ConnKind::COUNT],
 }
 
 impl ReactorStats {
@@ -183,6 +208,11 @@ impl ReactorStats {
     /// Counts a request refused by access control.
     pub fn denied(&self, why: Denied) {
         Self::add(&self.denied[why as usize], 1);
+    }
+
+    /// Counts a TLS handshake that failed.
+    pub fn tls_failed(&self, why: TlsFailure) {
+        Self::add(&self.tls_handshakes_failed[why as usize], 1);
     }
 
     /// Counts a size limit a peer passed.

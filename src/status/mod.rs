@@ -6,5 +6,7 @@ pub mod names;
 pub mod render;
 pub mod snapshot;
 
-pub use counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TooLarge};
+pub use counters::{
+    CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TlsFailure, TooLarge,
+};
 pub use snapshot::Snapshot;

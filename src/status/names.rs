@@ -203,3 +203,23 @@ pub const BACKPLANE_RECONNECTS: Metric = counter(
     "crier_backplane_reconnects_total",
     "Times the Redis shard was reconnected after losing it.",
 );
+pub const TLS_HANDSHAKES_STARTED: Metric = counter(
+    "tls_handshakes_started",
+    "crier_tls_handshakes_started_total",
+    "TLS handshakes begun (TLS connections accepted).",
+);
+pub const TLS_HANDSHAKES_COMPLETED: Metric = counter(
+    "tls_handshakes_completed",
+    "crier_tls_handshakes_completed_total",
+    "TLS handshakes completed.",
+);
+pub const TLS_HANDSHAKES_FAILED: Metric = counter(
+    "tls_handshakes_failed",
+    "crier_tls_handshakes_failed_total",
+    "TLS handshakes that did not complete, by reason.",
+);
+pub const TLS_CONNECTIONS: Metric = gauge(
+    "tls_connections",
+    "crier_tls_connections",
+    "Open TLS connections by transport (part of crier_connections).",
+);

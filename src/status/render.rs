@@ -5,13 +5,13 @@
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
-use super::counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, TooLarge};
+use super::counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, TlsFailure, TooLarge};
 use super::names::{self, Metric};
 use super::snapshot::Snapshot;
 use crate::cluster::ShardFigures;
 
 /// The unlabelled figures, with their values.
-fn scalars(s: &Snapshot) -> [(Metric, u64); 17] {
+fn scalars(s: &Snapshot) -> [(Metric, u64); 19] {
     let closed = |c: CloseCause| s.closed_by_server[c as usize];
     [
         (names::UPTIME, s.uptime_seconds),
@@ -31,6 +31,8 @@ fn scalars(s: &Snapshot) -> [(Metric, u64); 17] {
         (names::PINGS, s.pings_sent),
         (names::ACCEPT_FD_ERRORS, s.accept_fd_errors),
         (names::RSS, s.rss_bytes),
+        (names::TLS_HANDSHAKES_STARTED, s.tls_handshakes_started),
+        (names::TLS_HANDSHAKES_COMPLETED, s.tls_handshakes_completed),
     ]
 }
 
@@ -41,7 +43,7 @@ struct Labelled {
     values: Vec<(&'static str, u64)>,
 }
 
-fn labelled(s: &Snapshot) -> [Labelled; 6] {
+fn labelled(s: &Snapshot) -> [Labelled; 8] {
     [
         Labelled {
             metric: names::CONNECTIONS,
@@ -91,6 +93,22 @@ fn labelled(s: &Snapshot) -> [Labelled; 6] {
                 .map(|t| (t.label(), s.too_large[*t as usize]))
                 .collect(),
         },
+        Labelled {
+            metric: names::TLS_HANDSHAKES_FAILED,
+            label: "reason",
+            values: TlsFailure::ALL
+                .iter()
+                .map(|f| (f.label(), s.tls_handshakes_failed[*f as usize]))
+                .collect(),
+        },
+        Labelled {
+            metric: names::TLS_CONNECTIONS,
+            label: "transport",
+            values: ConnKind::ALL
+                .iter()
+                .map(|k| (k.label(), s.tls_connections[*k as usize]))
+                .collect(),
+        },
     ]
 }
 
@@ -108,6 +126,10 @@ pub fn status_json(s: &Snapshot) -> Value {
             .collect();
         if l.metric.key == names::CONNECTIONS.key {
             group.insert("total".into(), json!(s.total_connections()));
+        }
+        if l.metric.key == names::TLS_CONNECTIONS.key {
+            let total: u64 = s.tls_connections.iter().sum();
+            group.insert("total".into(), json!(total));
         }
         doc.insert(l.metric.key.into(), Value::Object(group));
     }
@@ -237,6 +259,9 @@ mod tests {
         s.closed_by_server[CloseCause::SlowConsumer as usize] = 2;
         s.refused[Limit::Channels as usize] = 4;
         s.hub.channels = 5;
+        s.tls_handshakes_started = 3;
+        s.tls_handshakes_failed[TlsFailure::Plaintext as usize] = 1;
+        s.tls_connections[ConnKind::WebSocket as usize] = 2;
         s
     }
 
@@ -252,6 +277,10 @@ mod tests {
         assert_eq!(v["channels"], 5);
         assert_eq!(v["workers"], 2);
         assert_eq!(v["dead_peers_reaped"]["eof"], 0);
+        assert_eq!(v["tls_handshakes_failed"]["plaintext"], 1);
+        assert_eq!(v["tls_connections"]["websocket"], 2);
+        assert_eq!(v["tls_connections"]["total"], 2);
+        assert_eq!(v["tls_handshakes_started"], 3);
     }
 
     #[test]
@@ -260,6 +289,8 @@ mod tests {
         assert!(text.contains("crier_connections{transport=\"eventsource\"} 3\n"));
         assert!(text.contains("crier_messages_delivered_total 7\n"));
         assert!(text.contains("crier_refused_total{limit=\"max_channels\"} 4\n"));
+        assert!(text.contains("crier_tls_handshakes_failed_total{reason=\"plaintext\"} 1\n"));
+        assert!(text.contains("crier_tls_connections{transport=\"websocket\"} 2\n"));
         for (m, _) in scalars(&sample()) {
             assert_eq!(
                 m.kind == Kind::Counter,

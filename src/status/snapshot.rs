@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::counters::{
-    CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TooLarge,
+    CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TlsFailure, TooLarge,
 };
 use crate::cluster::ShardFigures;
 use crate::pubsub::hub::HubTotals;
@@ -34,6 +34,10 @@ pub struct Snapshot {
     pub refused: [u64; Limit::COUNT],
     pub denied: [u64; Denied::COUNT],
     pub too_large: [u64; TooLarge::COUNT],
+    pub tls_handshakes_started: u64,
+    pub tls_handshakes_completed: u64,
+    pub tls_handshakes_failed: [u64; TlsFailure::COUNT],
+    pub tls_connections: [u64; ConnKind::COUNT],
     pub hub: HubTotals,
     pub rss_bytes: u64,
     pub reactors: Vec<ReactorSnapshot>,
@@ -49,14 +53,13 @@ impl Snapshot {
     /// Reads the counters of every reactor and the hub's totals.
     pub fn take(stats: &Stats, hub: HubTotals, backplane: Option<Vec<ShardFigures>>) -> Snapshot {
         let sum = |f: &dyn Fn(&ReactorStats) -> u64| stats.reactors.iter().map(f).sum::<u64>();
-        let connections = std::array::from_fn(|kind| {
-            let n: i64 = stats
-                .reactors
-                .iter()
-                .map(|r| r.connections[kind].load(Ordering::Relaxed))
-                .sum();
-            n.max(0) as u64
-        });
+        let gauge = |f: &dyn Fn(&ReactorStats) -> i64| {
+            stats.reactors.iter().map(f).sum::<i64>().max(0) as u64
+        };
+        let connections =
+            std::array::from_fn(|kind| gauge(&|r| r.connections[kind].load(Ordering::Relaxed)));
+        let tls_connections =
+            std::array::from_fn(|kind| gauge(&|r| r.tls_connections[kind].load(Ordering::Relaxed)));
         Snapshot {
             uptime_seconds: stats.started.elapsed().as_secs(),
             workers: stats.reactors.len(),
@@ -72,6 +75,12 @@ impl Snapshot {
             refused: std::array::from_fn(|i| sum(&|r| load(&r.refused[i]))),
             denied: std::array::from_fn(|i| sum(&|r| load(&r.denied[i]))),
             too_large: std::array::from_fn(|i| sum(&|r| load(&r.too_large[i]))),
+            tls_handshakes_started: sum(&|r| load(&r.tls_handshakes_started)),
+            tls_handshakes_completed: sum(&|r| load(&r.tls_handshakes_completed)),
+            tls_handshakes_failed: std::array::from_fn(|i| {
+                sum(&|r| load(&r.tls_handshakes_failed[i]))
+            }),
+            tls_connections,
             hub,
             rss_bytes: rss_bytes(),
             reactors: stats

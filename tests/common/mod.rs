@@ -14,6 +14,7 @@ mod server;
 mod sse;
 mod status;
 mod stream;
+mod tls;
 mod ws;
 
 // A binary that uses nothing from one module would warn about its glob
@@ -21,5 +22,5 @@ mod ws;
 // inside a module still warns.
 #[allow(unused_imports)]
 pub use self::{
-    child::*, conn::*, redis_server::*, server::*, sse::*, status::*, stream::*, ws::*,
+    child::*, conn::*, redis_server::*, server::*, sse::*, status::*, stream::*, tls::*, ws::*,
 };

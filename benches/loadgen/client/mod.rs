@@ -5,6 +5,7 @@
 
 mod sse;
 mod sub;
+mod tls;
 mod ws;
 
 pub mod pool;
@@ -83,6 +84,8 @@ struct WorkerSpec {
     epoch: u64,
     connect_timeout: Duration,
     lifetime: Duration,
+    /// `--tls`: the CA file to trust (empty: plaintext).
+    tls_ca: String,
 }
 
 impl WorkerSpec {
@@ -93,7 +96,7 @@ impl WorkerSpec {
             "channels": self.channels, "publishers": self.publishers,
             "concurrency": self.concurrency, "epoch": self.epoch,
             "connect_timeout_ms": self.connect_timeout.as_millis() as u64,
-            "lifetime_s": self.lifetime.as_secs(),
+            "lifetime_s": self.lifetime.as_secs(), "tls_ca": self.tls_ca,
         })
     }
 
@@ -114,6 +117,7 @@ impl WorkerSpec {
             epoch: num("epoch")?,
             connect_timeout: Duration::from_millis(num("connect_timeout_ms")?),
             lifetime: Duration::from_secs(num("lifetime_s")?),
+            tls_ca: v["tls_ca"].as_str().unwrap_or_default().to_string(),
         })
     }
 }

@@ -97,7 +97,7 @@ impl Pool {
         for w in 0..n {
             let first = plan.total * w / n;
             let spec = WorkerSpec {
-                addr,
+                addr: crate::tls::subscriber_addr(addr, ctx.opts.tls),
                 src: next_src_ip(),
                 transport: plan.transport,
                 first,
@@ -108,6 +108,10 @@ impl Pool {
                 epoch: ctx.epoch,
                 connect_timeout: Duration::from_secs(20),
                 lifetime: Duration::from_secs(1800),
+                tls_ca: match ctx.opts.tls {
+                    true => crate::tls::pki()?.ca.display().to_string(),
+                    false => String::new(),
+                },
             };
             let mut child = die_with_parent(&mut Command::new(&exe))
                 .arg("--client-worker")

@@ -43,6 +43,8 @@ pub(super) struct Sub {
     pub(super) ws: Option<Box<WsRx>>,
     /// Bitset of received sequence numbers: duplicate / missing detection.
     seen: Vec<u64>,
+    /// `--tls`: the client session the socket's bytes go through.
+    tls: Option<Box<rustls::ClientConnection>>,
     /// Per publisher connection, 1 + the highest seq received from it (0 = none yet):
     /// order is only defined among the messages of one connection.
     max_seq: Vec<u64>,
@@ -50,7 +52,12 @@ pub(super) struct Sub {
 }
 
 impl Sub {
-    pub(super) fn new(sock: TcpStream, channel: u32, now: u64) -> Sub {
+    pub(super) fn new(
+        sock: TcpStream,
+        channel: u32,
+        now: u64,
+        tls: Option<Box<rustls::ClientConnection>>,
+    ) -> Sub {
         Sub {
             sock,
             phase: Phase::Connecting,
@@ -61,6 +68,7 @@ impl Sub {
             chunk: None,
             ws: None,
             seen: Vec::new(),
+            tls,
             max_seq: Vec::new(),
             warm: false,
         }
@@ -78,7 +86,7 @@ impl Sub {
             Err(e) => return Err(format!("connect: {e}")),
         }
         let req = transport.request(&format!("c{}", self.channel));
-        match self.sock.write(req.as_bytes()) {
+        match self.io_write(req.as_bytes()) {
             Ok(n) if n == req.len() => {
                 self.phase = Phase::Head;
                 Ok(true)
@@ -107,7 +115,7 @@ impl Sub {
     /// Edge-triggered: drain the socket until WouldBlock.
     fn read_all(&mut self, scratch: &mut [u8], cx: &mut RxCtx) -> Res<()> {
         loop {
-            match self.sock.read(scratch) {
+            match self.io_read(scratch) {
                 Ok(0) => return Err("server closed the connection".into()),
                 Ok(n) => {
                     cx.now = mono_ns();
@@ -117,6 +125,22 @@ impl Sub {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read: {e}")),
             }
+        }
+    }
+
+    /// Reads plaintext: from the socket, or through the TLS session.
+    fn io_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(t) => super::tls::read(t, &mut self.sock, buf),
+            None => self.sock.read(buf),
+        }
+    }
+
+    /// Writes plaintext: to the socket, or through the TLS session.
+    pub(super) fn io_write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(t) => super::tls::write(t, &mut self.sock, data),
+            None => self.sock.write(data),
         }
     }
 

@@ -55,6 +55,8 @@ struct Worker {
     next: usize,
     in_flight: usize,
     st: WStats,
+    /// `--tls`: every subscriber gets a session from this configuration.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Worker {
@@ -76,10 +78,17 @@ impl Worker {
                 )?;
                 Ok(sock)
             });
-            match opened {
-                Ok(sock) => {
+            let session = match &self.tls {
+                Some(cfg) => super::tls::session(cfg).map(Some),
+                None => Ok(None),
+            };
+            match opened
+                .map_err(|e| e.to_string())
+                .and_then(|s| Ok((s, session?)))
+            {
+                Ok((sock, session)) => {
                     let channel = ((self.spec.first + i) % self.spec.channels) as u32;
-                    self.subs[i] = Some(Sub::new(sock, channel, now));
+                    self.subs[i] = Some(Sub::new(sock, channel, now, session));
                     self.in_flight += 1;
                 }
                 Err(e) => {
@@ -195,7 +204,12 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
     let commands = spawn_stdin_reader();
     let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let deadline = Instant::now() + spec.lifetime;
+    let tls = match spec.tls_ca.as_str() {
+        "" => None,
+        ca => Some(super::tls::config(ca)?),
+    };
     let mut w = Worker {
+        tls,
         subs: (0..spec.count).map(|_| None).collect(),
         spec,
         poll,

@@ -1,8 +1,6 @@
 //! WebSocket receive path of a subscriber: parse server frames, answer pings, reassemble
 //! fragments, and inflate permessage-deflate messages (client side of RFC 7692).
 
-use std::io::Write;
-
 use flate2::{Decompress, FlushDecompress};
 
 use super::sub::{RxCtx, Sub};
@@ -60,7 +58,7 @@ impl Sub {
         match opcode {
             0x9 => {
                 // Best effort: a pong lost to a full send buffer is not worth failing over.
-                let _ = self.sock.write(&ws_client_frame(0xA, payload));
+                let _ = self.io_write(&ws_client_frame(0xA, payload));
                 Ok(())
             }
             0xA => Ok(()),

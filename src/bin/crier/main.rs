@@ -98,10 +98,11 @@ fn main() -> ExitCode {
     // self-pipe, and the main thread reads it from the iterator below. A
     // reactor that ran the handler has its poll interrupted (epoll_wait is
     // never restarted, SA_RESTART or not), which is why the reactors retry
-    // on EINTR.
+    // on EINTR. SIGHUP reloads (see `reload`) and the server goes on.
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(s) => s,
         Err(e) => {
@@ -118,25 +119,45 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut signals_seen = signals.forever();
-    if let Some(sig) = signals_seen.next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            reload(&handle);
+            continue;
+        }
         log::info!(
             "signal {sig}: draining (up to {drain_timeout:?}); send it again to stop at once"
         );
+        break;
     }
     handle.begin_drain(drain_timeout);
     // Wait for the drain, or for a second signal to cut it short.
     let deadline = Instant::now() + drain_timeout + Duration::from_secs(2);
-    while !handle.is_finished() && Instant::now() < deadline {
-        if signals.pending().next().is_some() {
-            log::warn!("second signal: stopping now");
-            break;
+    'drain: while !handle.is_finished() && Instant::now() < deadline {
+        for sig in signals.pending() {
+            if sig != signal_hook::consts::SIGHUP {
+                log::warn!("second signal: stopping now");
+                break 'drain;
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     handle.shutdown();
     log::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// SIGHUP: re-reads what can change without a restart. Today that is the
+/// TLS certificate and key (certbot/ACME renewals); connections stay up, and
+/// a bad new pair is refused with the old one kept.
+fn reload(handle: &crier::Handle) {
+    if !handle.tls_enabled() {
+        log::info!("SIGHUP: nothing to reload (TLS is off)");
+        return;
+    }
+    match handle.reload_tls() {
+        Ok(()) => log::info!("SIGHUP: TLS certificate reloaded; new handshakes use it"),
+        Err(e) => log::warn!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}"),
+    }
 }
 
 /// Raises the soft open-files limit to the hard limit: every connection is
