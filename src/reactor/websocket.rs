@@ -8,7 +8,7 @@ use super::conn::{TransportState, WsState};
 use super::subscribe::NewSubscriber;
 use super::subscribe::SubscriberAccess;
 use super::Reactor;
-use crate::http::request::{Method, RequestHead};
+use crate::http::request::{BodyKind, Method, RequestHead};
 use crate::http::route::Subscription;
 use crate::proto::ws::error::{SizeLimit, CLOSE_POLICY};
 use crate::proto::ws::frame::EMPTY_CLOSE;
@@ -56,6 +56,10 @@ impl Reactor {
             };
             self.fail(k, e.status, e.reason, extra);
             return;
+        }
+        // A body is not read: after the 101 it would be taken for frames.
+        if head.body != BodyKind::None {
+            return self.fail(k, 400, "websocket upgrade with a request body", &[]);
         }
         let accept = handshake::accept_key(h.sec_websocket_key.as_deref().unwrap_or_default());
         let negotiated = if self.shared.config.ws_deflate {
