@@ -57,6 +57,12 @@ impl Reactor {
             self.fail(k, e.status, e.reason, extra);
             return;
         }
+        // RFC 9110 §7.8: a server must ignore Upgrade in an HTTP/1.0
+        // request (a 1.0 proxy may pass it on without understanding it),
+        // and RFC 6455 §4.1 asks for HTTP/1.1.
+        if head.minor_version == 0 {
+            return self.fail(k, 400, "websocket upgrade requires HTTP/1.1", &[]);
+        }
         // A body is not read: after the 101 it would be taken for frames.
         if head.body != BodyKind::None {
             return self.fail(k, 400, "websocket upgrade with a request body", &[]);
