@@ -387,6 +387,14 @@ fn table() -> Vec<Case> {
          Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         MAX_MESSAGE * 4
     );
+    // A body on a request that takes none must not be read as the next
+    // request: the DELETE inside would disconnect the bystanders.
+    let delete = format!("DELETE /pub?id={BYSTANDER} HTTP/1.1\r\nHost: t\r\n{}\r\n", bearer(SECRET));
+    let length = format!("Content-Length: {}\r\n", delete.len());
+    let longpoll_body = req("GET", &format!("/lp/{BYSTANDER}.b1"), &length) + &delete;
+    // Its body is an unmasked frame: were it read as one, the close is 1002.
+    let upgrade_body = upgrade("/ws/hostile-ws", "Content-Length: 4\r\n").into_bytes();
+    let upgrade_body = concat(&[upgrade_body, vec![0x81, 2, b'h', b'i']]);
     // Each fragment is under max-frame-size; together they pass
     // max-message-size at the fifth.
     let fragments_over_limit = concat(&[
@@ -518,6 +526,9 @@ fn table() -> Vec<Case> {
         // Upgrade were not there (RFC 9113 §3.1 dropped h2c anyway).
         http("h2c upgrade is ignored", get("/status", h2c), Keep(200), ""),
         http("TLS ClientHello on the plain port", tls_hello, Close(400), "invalid method or token"),
+        // --- A body where none is read. `.b1` answers the long-poll at once
+        // (with the newest stored message); then the connection must close.
+        http("long-poll with a request body", longpoll_body, Close(200), ""),
         // --- Head limits and slowloris.
         http("more header fields than max-headers",
             get("/status", &many_headers), Close(431), "too many header fields")
@@ -617,6 +628,12 @@ fn table() -> Vec<Case> {
             handshake.replace("Upgrade: websocket", "Upgrade: h2c"),
             Close(400), "missing Upgrade: websocket"),
         http("POST upgrade", handshake.replacen("GET", "POST", 1), Keep(405), "method not allowed"),
+        // RFC 9110 §7.8: an Upgrade in an HTTP/1.0 request is ignored, and
+        // RFC 6455 §4.1 needs HTTP/1.1.
+        http("WebSocket upgrade over HTTP/1.0",
+            handshake.replacen("HTTP/1.1", "HTTP/1.0", 1), Close(400), "HTTP/1.1"),
+        // A body would be read as the first frames.
+        http("WebSocket upgrade with a body", upgrade_body, Close(400), "body"),
         upgrade_ok("control: a genuine token", upgrade(&format!("/ws/priv-a?token={good}"), "")),
         http("WebSocket to a private channel without a token",
             upgrade("/ws/priv-a", ""), Keep(403), "a signed token is required")
