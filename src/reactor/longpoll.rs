@@ -15,7 +15,7 @@ use super::conn::{LongPollWait, Role, TransportState};
 use super::subscribe::{NewSubscriber, SubscriberAccess};
 use super::timer::secs_to_ticks;
 use super::Reactor;
-use crate::http::request::RequestHead;
+use crate::http::request::{BodyKind, RequestHead};
 use crate::http::response::{self, ReplyMode};
 use crate::http::route::Subscription;
 use crate::proto::{longpoll, WireFormat};
@@ -56,7 +56,9 @@ impl Reactor {
             cors: access.cors.clone(),
             messages: Vec::new(),
             ready: false,
-            keep_alive: head.keep_alive,
+            // A body is not read: were the connection kept, it would be
+            // taken for the next request once the poll is answered.
+            keep_alive: head.keep_alive && head.body == BodyKind::None,
             missed: false,
             position: 0,
             deadline,

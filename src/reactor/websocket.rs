@@ -9,7 +9,7 @@ use super::subscribe::NewSubscriber;
 use super::subscribe::SubscriberAccess;
 use super::Reactor;
 use crate::compat::{SubDialect, NCHAN_WS_META};
-use crate::http::request::{Method, RequestHead};
+use crate::http::request::{BodyKind, Method, RequestHead};
 use crate::http::route::Subscription;
 use crate::proto::ws::error::{SizeLimit, CLOSE_POLICY};
 use crate::proto::ws::frame::EMPTY_CLOSE;
@@ -57,6 +57,16 @@ impl Reactor {
             };
             self.fail(k, e.status, e.reason, extra);
             return;
+        }
+        // RFC 9110 §7.8: a server must ignore Upgrade in an HTTP/1.0
+        // request (a 1.0 proxy may pass it on without understanding it),
+        // and RFC 6455 §4.1 asks for HTTP/1.1.
+        if head.minor_version == 0 {
+            return self.fail(k, 400, "websocket upgrade requires HTTP/1.1", &[]);
+        }
+        // A body is not read: after the 101 it would be taken for frames.
+        if head.body != BodyKind::None {
+            return self.fail(k, 400, "websocket upgrade with a request body", &[]);
         }
         let accept = handshake::accept_key(h.sec_websocket_key.as_deref().unwrap_or_default());
         let negotiated = if self.shared.config.ws_deflate {
