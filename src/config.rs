@@ -24,6 +24,47 @@ const SECRET_ENV: [(&str, SecretSetting); 3] = [
     ("CRIER_SUBSCRIBE_KEY", SecretSetting::SubscribeKey),
 ];
 
+/// What SIGHUP changes in a running server (README, "Reloading"): limits,
+/// timeouts, credentials, access lists, origins and the log level. Each is
+/// read afresh where it is used, so the new value holds from the next
+/// connection, request, frame or timer on; no connection is dropped.
+/// Everything else (addresses, threads, the store, the backplane, wire
+/// encodings shared by cached messages, compat modes, the TLS file paths)
+/// needs a restart. The TLS certificate and key files themselves are
+/// re-read on every SIGHUP.
+pub const RELOADABLE: &[&str] = &[
+    "log_level",
+    "allow_origins",
+    "publish_secret",
+    "publish_allow",
+    "status_secret",
+    "status_allow",
+    "subscribe_key",
+    "private_channels",
+    "max_connections_per_ip",
+    "max_request_line",
+    "max_header_bytes",
+    "max_headers",
+    "max_message_size",
+    "max_frame_size",
+    "max_channel_id",
+    "ws_publish",
+    "max_channels_per_subscription",
+    "longpoll_timeout",
+    "retry_ms",
+    "ping_interval",
+    "pong_timeout",
+    "tcp_keepalive",
+    "tcp_user_timeout",
+    "max_queued_bytes",
+    "handshake_timeout",
+    "idle_timeout",
+    "max_connection_lifetime",
+    "max_connections",
+    "drain_timeout",
+    "reconnect_spread",
+];
+
 /// The settings that hold secrets.
 #[derive(Debug, Clone, Copy)]
 enum SecretSetting {
@@ -50,7 +91,7 @@ macro_rules! settings {
         }
 
         /// Command-line flags; each one, when given, overrides the file.
-        #[derive(Debug, Default, clap::Args)]
+        #[derive(Debug, Default, Clone, clap::Args)]
         pub struct Overrides {
             $(
                 $(#[doc = $doc])*
@@ -63,6 +104,27 @@ macro_rules! settings {
             /// Applies the flags that were given on top of `self`.
             pub fn apply(&mut self, o: Overrides) {
                 $( if let Some(v) = o.$name { self.$name = v; } )*
+            }
+
+            /// The settings (kebab-case names) whose values differ.
+            pub fn differences(&self, other: &Config) -> Vec<String> {
+                let mut out = Vec::new();
+                $(
+                    if self.$name != other.$name {
+                        out.push(stringify!($name).replace('_', "-"));
+                    }
+                )*
+                out
+            }
+
+            /// Takes from `other` every setting a running server can change
+            /// ([`RELOADABLE`]); the rest stay as they are.
+            pub fn take_reloadable(&mut self, other: &Config) {
+                $(
+                    if RELOADABLE.contains(&stringify!($name)) {
+                        self.$name = other.$name.clone();
+                    }
+                )*
             }
         }
     };

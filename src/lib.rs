@@ -25,7 +25,7 @@ mod web;
 
 pub use config::{Compat, Config, FirstMessage, Overrides, PublisherMode, Secret};
 pub use logging::init as init_logging;
-pub use server::{Handle, Server};
+pub use server::{Handle, Reloaded, Server};
 
 /// What the benchmarks measure directly; not part of the API.
 #[doc(hidden)]

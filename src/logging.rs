@@ -63,6 +63,11 @@ pub fn init(level: &str) {
     }
 }
 
+/// Changes the level of the installed logger (SIGHUP).
+pub fn set_level(level: &str) {
+    log::set_max_level(level.parse().unwrap_or(LevelFilter::Info));
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

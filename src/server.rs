@@ -9,15 +9,16 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::auth::origin::AllowedOrigins;
 use crate::cluster::Backplane;
-use crate::config::Config;
+use crate::config::{Config, RELOADABLE};
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
 use crate::pubsub::bus;
 use crate::pubsub::hub::{Hub, HubSettings};
 use crate::pubsub::store::StoreLimits;
-use crate::reactor::{PerIpConnections, Reactor, ReactorSetup, Shared, WAKER};
+use crate::reactor::{
+    LiveSettings, PerIpConnections, Reactor, ReactorSetup, Settings, Shared, WAKER,
+};
 use crate::status::Stats;
 use crate::tls::TlsContext;
 
@@ -32,7 +33,18 @@ pub struct Handle {
     tls: Option<Arc<TlsContext>>,
     hub: Arc<Hub>,
     backplane: Option<Arc<Backplane>>,
+    shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// What [`Handle::reload`] did: setting names, kebab-case as in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reloaded {
+    /// Changed, and in effect from now on.
+    pub applied: Vec<String>,
+    /// Changed in the new configuration but kept as they are until a
+    /// restart (config::RELOADABLE lists what can change).
+    pub need_restart: Vec<String>,
 }
 
 /// One listening socket per reactor on the same address (SO_REUSEPORT):
@@ -161,16 +173,13 @@ impl Server {
             },
             pings: Pings::new(config.stream_ping.as_bytes()),
             open_connections: AtomicUsize::new(0),
-            origins: AllowedOrigins::parse(&config.allow_origins)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-            policy: config
-                .access_policy()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-            per_ip: (config.max_connections_per_ip > 0)
-                .then(|| PerIpConnections::new(config.max_connections_per_ip)),
+            per_ip: PerIpConnections::new(config.max_connections_per_ip),
             tls: tls.clone(),
             stats: Stats::new(workers),
-            config,
+            settings: LiveSettings::new(
+                Settings::new(config)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
         });
         let mut threads = Vec::with_capacity(workers);
         for (id, ((poll, listener), inbox)) in
@@ -204,6 +213,7 @@ impl Server {
             tls,
             hub,
             backplane,
+            shared,
             threads,
         })
     }
@@ -238,6 +248,39 @@ impl Handle {
         let loaded = tls.reload()?;
         log_certificate(tls, &loaded);
         Ok(())
+    }
+
+    /// Applies what can change in a running server from `new` (limits,
+    /// timeouts, secrets, access lists, origins, log level: see
+    /// `config::RELOADABLE`). Every connection stays; each reactor takes the
+    /// new settings at its next loop turn. An invalid `new` changes
+    /// nothing. Secrets' values never appear in what it returns.
+    pub fn reload(&self, new: Config) -> Result<Reloaded, String> {
+        new.validate()?;
+        let (current, _) = self.shared.settings.load();
+        let mut next = current.config.clone();
+        next.take_reloadable(&new);
+        next.validate()?;
+        let (applied, need_restart) = current
+            .config
+            .differences(&new)
+            .into_iter()
+            .partition(|name| RELOADABLE.contains(&name.replace('-', "_").as_str()));
+        let settings = Settings::new(next)?;
+        crate::logging::set_level(&settings.config.log_level);
+        self.shared
+            .per_ip
+            .set_limit(settings.config.max_connections_per_ip);
+        self.shared.settings.store(settings);
+        Ok(Reloaded {
+            applied,
+            need_restart,
+        })
+    }
+
+    /// `drain-timeout` as now set (it can change on reload).
+    pub fn drain_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shared.settings.load().0.config.drain_timeout)
     }
 
     /// Stops at once: closes every connection and waits for the reactors.

@@ -34,7 +34,7 @@ impl Presented<'_> {
 impl Reactor {
     /// The CORS headers for an answer to a request from `origin`.
     pub(super) fn cors_for(&self, origin: Option<&str>) -> Cors {
-        match self.shared.origins.cors_value(origin) {
+        match self.settings.origins.cors_value(origin) {
             Some(CorsOrigin::Any) => Cors::any(),
             Some(CorsOrigin::Echo(o)) => Cors::echo(o),
             None => Cors::refused(),

@@ -25,7 +25,7 @@ impl Reactor {
     /// Handles `head` if it is a compatibility-mode request; false when
     /// crier's own router should (`--compat off`, or a path of crier's).
     pub(super) fn compat_request(&mut self, k: usize, head: &RequestHead<'_>) -> bool {
-        let cfg = &self.shared.config;
+        let cfg = &self.settings.config;
         let Some(dialect) = Dialect::of(cfg.compat, head.headers.accept.as_deref()) else {
             return false;
         };
@@ -76,7 +76,7 @@ impl Reactor {
         };
         let presented = self.presented(k, head);
         let cred = presented.credentials();
-        let policy = &self.shared.policy;
+        let policy = &self.settings.policy;
         let now_secs = now_ms() / 1000;
         let allowed = match &routed {
             CompatRoute::Publish(ch) | CompatRoute::Delete(ch) => {
@@ -121,7 +121,7 @@ impl Reactor {
 
     /// `--first-message` for a subscription that named no resume point.
     pub(super) fn first_message(&self, mut sub: Subscription) -> Subscription {
-        let cfg = &self.shared.config;
+        let cfg = &self.settings.config;
         let policy: FirstMessage = cfg.first_message.resolve(cfg.compat);
         let backtrack = sub.channels.iter().any(|c| c.backtrack > 0);
         sub.resume = policy.apply(sub.resume, backtrack);

@@ -33,7 +33,7 @@ impl Reactor {
         let mut turn = FanoutTurn {
             encoded: vec![std::array::from_fn(|_| None); batch.len()],
             settings: &self.shared.encode,
-            max_queued: self.shared.config.max_queued_bytes,
+            max_queued: self.settings.config.max_queued_bytes,
             now: self.now,
             flush: &mut self.flush,
             cluster: &mut self.cluster,

@@ -42,7 +42,7 @@ impl Reactor {
     /// slowloris), a body must make progress within `idle-timeout`, and a
     /// keep-alive connection may idle for `idle-timeout` between requests.
     fn rearm_http(&mut self, k: usize, had_partial: bool, completed: usize, unfinished: bool) {
-        let cfg = &self.shared.config;
+        let cfg = &self.settings.config;
         let (handshake, idle) = (
             secs_to_ticks(cfg.handshake_timeout),
             secs_to_ticks(cfg.idle_timeout),
@@ -68,7 +68,7 @@ impl Reactor {
     }
 
     fn limits(&self) -> Limits {
-        let cfg = &self.shared.config;
+        let cfg = &self.settings.config;
         Limits {
             max_request_line: cfg.max_request_line,
             max_header_bytes: cfg.max_header_bytes,
@@ -78,7 +78,7 @@ impl Reactor {
     }
 
     pub(super) fn route_limits(&self) -> RouteLimits {
-        let cfg = &self.shared.config;
+        let cfg = &self.settings.config;
         RouteLimits {
             max_channels: cfg.max_channels_per_subscription,
             max_channel_id: cfg.max_channel_id,
@@ -281,7 +281,7 @@ impl Reactor {
         };
         let presented = self.presented(k, &head);
         let cred = presented.credentials();
-        let policy = &self.shared.policy;
+        let policy = &self.settings.policy;
         let now_secs = now_ms() / 1000;
         let allowed = match &route {
             Route::Publish(channels) => {
@@ -403,7 +403,7 @@ impl Reactor {
             dialect,
             content_type: head.headers.content_type.as_deref().map(str::to_string),
             mode: ReplyMode::keep_alive(head.keep_alive),
-            reader: BodyReader::new(head.body, self.shared.config.max_message_size),
+            reader: BodyReader::new(head.body, self.settings.config.max_message_size),
             body: Vec::new(),
         };
         if let Some(c) = self.conns.get_mut(k) {
@@ -463,7 +463,7 @@ impl Reactor {
                 let mut bytes = response::event_stream_head(cors);
                 // Tells the browser how soon to reconnect after a drop, and
                 // opens the stream at once for proxies.
-                sse::encode_retry(self.shared.config.retry_ms, &mut bytes);
+                sse::encode_retry(self.settings.config.retry_ms, &mut bytes);
                 NewSubscriber::stream(access.dialect.sse_format(), bytes)
             }
             SubTransport::Stream => {

@@ -65,7 +65,7 @@ impl Reactor {
     /// Accepts what is waiting on the main listener, or (`second`) on the
     /// `tls-listen` one.
     pub(super) fn accept_on(&mut self, second: bool) {
-        let max = self.shared.config.max_connections;
+        let max = self.settings.config.max_connections;
         let tls = second || self.listener_tls;
         while let Some(listener) = if second {
             &self.tls_listener
@@ -87,19 +87,16 @@ impl Reactor {
                         self.stats().refused(Limit::Connections);
                         continue;
                     }
-                    let ip_key = match &self.shared.per_ip {
-                        None => 0,
-                        Some(per_ip) => match per_ip.admit(peer.ip()) {
-                            Some(key) => key,
-                            None => {
-                                self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
-                                if !tls {
-                                    let _ = socket.write(OVER_PER_IP);
-                                }
-                                self.stats().refused(Limit::ConnectionsPerIp);
-                                continue;
+                    let ip_key = match self.shared.per_ip.admit(peer.ip()) {
+                        Some(key) => key,
+                        None => {
+                            self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                            if !tls {
+                                let _ = socket.write(OVER_PER_IP);
                             }
-                        },
+                            self.stats().refused(Limit::ConnectionsPerIp);
+                            continue;
+                        }
                     };
                     self.admit(socket, ip_key, tls);
                 }
@@ -143,9 +140,7 @@ impl Reactor {
         ) {
             log::warn!("cannot register connection: {e}");
             self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
-            if let Some(per_ip) = &self.shared.per_ip {
-                per_ip.release(ip_key);
-            }
+            self.shared.per_ip.release(ip_key);
             return;
         }
         self.next_generation = self.next_generation.wrapping_add(1);
@@ -159,7 +154,7 @@ impl Reactor {
             return;
         }
         // For TLS, the handshake must be done by then too.
-        let deadline = self.now + secs_to_ticks(self.shared.config.handshake_timeout);
+        let deadline = self.now + secs_to_ticks(self.settings.config.handshake_timeout);
         self.set_deadline(key, deadline);
     }
 
@@ -277,7 +272,7 @@ impl Reactor {
         match use_now {
             InputUse::Drop => {}
             InputUse::Hold => {
-                if buf.len() - pos > self.shared.config.max_header_bytes {
+                if buf.len() - pos > self.settings.config.max_header_bytes {
                     c.flags.set_read_paused(true);
                 }
                 c.pending_in.set(buf[pos..].to_vec());
@@ -329,9 +324,7 @@ impl Reactor {
         if c.flags.awaiting_reply() || c.flags.replay_pending() || c.flags.composite_ids() {
             self.cluster.remove(k);
         }
-        if let Some(per_ip) = &self.shared.per_ip {
-            per_ip.release(c.ip_key);
-        }
+        self.shared.per_ip.release(c.ip_key);
         let _ = self.poll.registry().deregister(&mut c.socket);
         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         let st = &self.shared.stats.reactors[self.id];

@@ -224,8 +224,8 @@ impl Reactor {
     /// restart does not bring every client back in the same second; a
     /// waiting long-poll gets it as a 503's `Retry-After`.
     pub(super) fn say_goodbye(&mut self, k: usize, cause: CloseCause) {
-        let spread_ms = self.shared.config.reconnect_spread * 1000;
-        let retry_ms = self.shared.config.retry_ms + self.jitter.below(spread_ms + 1);
+        let spread_ms = self.settings.config.reconnect_spread * 1000;
+        let retry_ms = self.settings.config.retry_ms + self.jitter.below(spread_ms + 1);
         let Some(format) = self
             .conns
             .get(k)

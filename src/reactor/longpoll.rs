@@ -51,7 +51,7 @@ impl Reactor {
         sub: &Subscription,
         access: SubscriberAccess,
     ) {
-        let deadline = self.now + secs_to_ticks(self.shared.config.longpoll_timeout).max(1);
+        let deadline = self.now + secs_to_ticks(self.settings.config.longpoll_timeout).max(1);
         let wait = LongPollWait {
             cors: access.cors.clone(),
             messages: Vec::new(),
@@ -183,7 +183,7 @@ impl Reactor {
             self.close_after_flush(k, None);
             return;
         }
-        let idle = self.now + secs_to_ticks(self.shared.config.idle_timeout);
+        let idle = self.now + secs_to_ticks(self.settings.config.idle_timeout);
         self.set_deadline(k, idle);
         // Serve what the client pipelined behind the poll, next turn.
         if let Some(c) = self.conns.get_mut(k) {

@@ -28,6 +28,7 @@ mod local;
 mod longpoll;
 mod outqueue;
 mod per_ip;
+mod settings;
 mod sockopt;
 mod subscribe;
 pub mod timer;
@@ -41,10 +42,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::origin::AllowedOrigins;
-use crate::auth::policy::AccessPolicy;
 use crate::cluster::Backplane;
-use crate::config::Config;
 use crate::http::route::STATUS_CHANNEL;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
@@ -59,6 +57,7 @@ use flush::FlushQueue;
 use liveness::Jitter;
 use local::LocalIndex;
 pub use per_ip::PerIpConnections;
+pub use settings::{LiveSettings, Settings};
 use timer::{secs_to_ticks, Entry, TimerWheel, TICK, TICKS_PER_SEC};
 
 /// Token of the listening socket.
@@ -78,16 +77,14 @@ const MAX_FANOUT_BATCH: usize = 64;
 
 /// State shared (read-only, or atomics) by every reactor.
 pub struct Shared {
-    pub config: Config,
+    /// What SIGHUP can change; each reactor keeps its own `Arc` of it.
+    pub settings: LiveSettings,
     pub stats: Stats,
+    /// Encodings shared by cached messages: fixed for the server's life.
     pub encode: EncodeSettings,
     pub pings: Pings,
-    /// Browser origins allowed (CORS, WebSocket handshake).
-    pub origins: AllowedOrigins,
-    /// Who may publish, read status, subscribe.
-    pub policy: AccessPolicy,
-    /// `max-connections-per-ip`, when set.
-    pub per_ip: Option<PerIpConnections>,
+    /// Open connections per address (`max-connections-per-ip`).
+    pub per_ip: PerIpConnections,
     /// The Redis backplane, when `redis` is set.
     pub backplane: Option<Arc<Backplane>>,
     /// Open connections across all reactors (for `max-connections`).
@@ -123,6 +120,9 @@ pub struct Reactor {
     inbox: Inbox,
     hub: Arc<Hub>,
     shared: Arc<Shared>,
+    /// The settings this reactor works with (refreshed once per turn).
+    settings: Arc<Settings>,
+    settings_version: u64,
     conns: Slab<Conn>,
     local: LocalIndex,
     scratch: Vec<u8>,
@@ -174,7 +174,8 @@ impl Reactor {
     /// Builds the reactor, on its own thread: connections hold
     /// thread-local `Rc`s (see `outqueue.rs`), so a reactor never moves.
     pub fn new(setup: ReactorSetup) -> Reactor {
-        let cfg = &setup.shared.config;
+        let (settings, settings_version) = setup.shared.settings.load();
+        let cfg = &settings.config;
         let seed = Instant::now().elapsed().as_nanos() as u64 ^ crate::pubsub::hub::now_ms();
         Reactor {
             id: setup.id,
@@ -201,6 +202,8 @@ impl Reactor {
             now: 1,
             ping_ticks: secs_to_ticks(cfg.ping_interval),
             pong_ticks: secs_to_ticks(cfg.pong_timeout),
+            settings_version,
+            settings: settings.clone(),
             jitter: Jitter::new(
                 seed.wrapping_add((setup.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             ),
@@ -212,6 +215,18 @@ impl Reactor {
 
     fn stats(&self) -> &ReactorStats {
         &self.shared.stats.reactors[self.id]
+    }
+
+    /// Picks up settings a reload stored since the last turn.
+    fn refresh_settings(&mut self) {
+        if !self.shared.settings.changed_since(self.settings_version) {
+            return;
+        }
+        let (settings, version) = self.shared.settings.load();
+        self.ping_ticks = secs_to_ticks(settings.config.ping_interval);
+        self.pong_ticks = secs_to_ticks(settings.config.pong_timeout);
+        self.settings = settings;
+        self.settings_version = version;
     }
 
     fn update_clock(&mut self) {
@@ -238,6 +253,7 @@ impl Reactor {
                 }
             }
             self.update_clock();
+            self.refresh_settings();
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_on(false),

@@ -11,12 +11,18 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 /// Open connections per address hash.
+///
+/// The limit can change while connections are open (SIGHUP): a connection
+/// admitted while it was off has key 0 and gives nothing back, so turning
+/// it on or off never miscounts.
 #[derive(Debug)]
 pub struct PerIpConnections {
-    max: u32,
+    /// 0: off (nothing is counted).
+    max: AtomicU32,
     key: RandomState,
     open: Mutex<HashMap<u32, u32>>,
 }
@@ -25,22 +31,31 @@ pub struct PerIpConnections {
 pub type IpKey = u32;
 
 impl PerIpConnections {
-    /// Counts with a limit of `max` per address.
+    /// Counts with a limit of `max` per address (0: off).
     pub fn new(max: usize) -> PerIpConnections {
         PerIpConnections {
-            max: max.min(u32::MAX as usize) as u32,
+            max: AtomicU32::new(clamp(max)),
             key: RandomState::new(),
             open: Mutex::new(HashMap::new()),
         }
     }
 
+    /// A new limit for connections admitted from now on.
+    pub fn set_limit(&self, max: usize) {
+        self.max.store(clamp(max), Ordering::Relaxed);
+    }
+
     /// Admits one more connection from `ip`, or refuses it (None) when the
-    /// address is at its limit.
+    /// address is at its limit. Key 0 when the limit is off.
     pub fn admit(&self, ip: IpAddr) -> Option<IpKey> {
+        let max = self.max.load(Ordering::Relaxed);
+        if max == 0 {
+            return Some(0);
+        }
         let key = (self.key.hash_one(ip) as u32).max(1);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(key).or_insert(0);
-        if *n >= self.max {
+        if *n >= max {
             return None;
         }
         *n += 1;
@@ -70,6 +85,10 @@ impl PerIpConnections {
     pub fn addresses(&self) -> usize {
         self.open.lock().unwrap().len()
     }
+}
+
+fn clamp(max: usize) -> u32 {
+    max.min(u32::MAX as usize) as u32
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ impl Reactor {
         let private = sub
             .channels
             .iter()
-            .any(|c| self.shared.policy.is_private(&c.name));
+            .any(|c| self.settings.policy.is_private(&c.name));
         let token_end = access.grant.as_ref().filter(|_| private).map(|g| {
             let left = g.expires_at.saturating_sub(now_ms() / 1000);
             self.now + secs_to_ticks(left).max(1)
@@ -139,7 +139,7 @@ impl Reactor {
         c.last_write = self.now;
         // The response head goes out this turn; replayed messages with it.
         self.flush.urgent(k, c);
-        sockopt::on_subscribe(&c.socket, &self.shared.config);
+        sockopt::on_subscribe(&c.socket, &self.settings.config);
         self.rearm_subscriber(k);
         if self.hub.is_remote() {
             self.cluster_subscribed(k, sub, &subscribed);
@@ -150,7 +150,7 @@ impl Reactor {
     /// When a new subscriber is asked to reconnect: the configured lifetime
     /// ±10%, so a fleet rebalances gradually instead of in waves.
     fn lifetime_end(&mut self) -> u32 {
-        let lifetime = secs_to_ticks(self.shared.config.max_connection_lifetime);
+        let lifetime = secs_to_ticks(self.settings.config.max_connection_lifetime);
         if lifetime == 0 {
             return 0;
         }

@@ -40,7 +40,7 @@ impl Reactor {
         let h = &head.headers;
         // Browsers do not apply CORS to WebSocket: the server must refuse
         // pages from other origins itself, before the 101.
-        if !self.shared.origins.allows(h.origin.as_deref()) {
+        if !self.settings.origins.allows(h.origin.as_deref()) {
             return self.deny_origin(k, &access.cors);
         }
         if let Err(e) = handshake::validate(
@@ -69,7 +69,7 @@ impl Reactor {
             return self.fail(k, 400, "websocket upgrade with a request body", &[]);
         }
         let accept = handshake::accept_key(h.sec_websocket_key.as_deref().unwrap_or_default());
-        let negotiated = if self.shared.config.ws_deflate {
+        let negotiated = if self.settings.config.ws_deflate {
             h.sec_websocket_extensions
                 .as_deref()
                 .and_then(deflate::negotiate)
@@ -92,7 +92,7 @@ impl Reactor {
             Some((params, response)) => (params.server_max_window_bits, Some(response)),
             None => (0, None),
         };
-        let cfg = &self.shared.config;
+        let cfg = &self.settings.config;
         let reader = MessageReader::new(cfg.max_message_size, extension.is_some())
             .with_max_frame(cfg.max_frame_size);
         let may_publish = match (&access.publish_rights, cfg.ws_publish) {
@@ -231,7 +231,7 @@ impl Reactor {
     /// mistaken for a slow consumer. Lifecycle deliveries are put back for
     /// the loop to handle in order.
     fn deliver_own_publications(&mut self, k: usize) {
-        if !self.shared.config.ws_publish {
+        if !self.settings.config.ws_publish {
             return;
         }
         let mut put_back = Vec::new();
@@ -255,7 +255,7 @@ impl Reactor {
     /// allowed none of its channels is closed with 1008, so a browser widget
     /// without the right token learns why nothing arrives.
     fn ws_publish(&mut self, k: usize, payload: Vec<u8>, content_type: Option<String>) {
-        if !self.shared.config.ws_publish {
+        if !self.settings.config.ws_publish {
             return;
         }
         let Some(sub) = self.conns.get(k).and_then(|c| c.subscriber()) else {

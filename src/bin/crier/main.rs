@@ -73,22 +73,13 @@ fn main() -> ExitCode {
     if let Some(n) = cli.check_host {
         return hostcheck::run(n);
     }
-    let mut config = match &cli.config {
-        Some(path) => match Config::from_file(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("crier: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::default(),
+    let config = match load_config(&cli.config, &cli.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("crier: {e}");
+            return ExitCode::from(2);
+        }
     };
-    config.apply_env(|var| std::env::var(var).ok());
-    config.apply(cli.overrides);
-    if let Err(e) = config.validate() {
-        eprintln!("crier: {e}");
-        return ExitCode::from(2);
-    }
     crier::init_logging(&config.log_level);
 
     // Install the handlers before the server starts, so a signal during
@@ -111,7 +102,6 @@ fn main() -> ExitCode {
         }
     };
     raise_open_files_limit();
-    let drain_timeout = Duration::from_secs(config.drain_timeout);
     let handle = match Server::start(config) {
         Ok(h) => h,
         Err(e) => {
@@ -121,14 +111,16 @@ fn main() -> ExitCode {
     };
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
-            reload(&handle);
+            reload(&handle, &cli.config, &cli.overrides);
             continue;
         }
         log::info!(
-            "signal {sig}: draining (up to {drain_timeout:?}); send it again to stop at once"
+            "signal {sig}: draining (up to {:?}); send it again to stop at once",
+            handle.drain_timeout()
         );
         break;
     }
+    let drain_timeout = handle.drain_timeout();
     handle.begin_drain(drain_timeout);
     // Wait for the drain, or for a second signal to cut it short.
     let deadline = Instant::now() + drain_timeout + Duration::from_secs(2);
@@ -146,17 +138,46 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP: re-reads what can change without a restart. Today that is the
-/// TLS certificate and key (certbot/ACME renewals); connections stay up, and
-/// a bad new pair is refused with the old one kept.
-fn reload(handle: &crier::Handle) {
-    if !handle.tls_enabled() {
-        log::info!("SIGHUP: nothing to reload (TLS is off)");
-        return;
+/// The configuration as at start: the file (if any), then the environment,
+/// then the flags; validated.
+fn load_config(path: &Option<PathBuf>, overrides: &Overrides) -> Result<Config, String> {
+    let mut config = match path {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|var| std::env::var(var).ok());
+    config.apply(overrides.clone());
+    config.validate()?;
+    Ok(config)
+}
+
+/// SIGHUP: reads the configuration again as at start (file, environment,
+/// flags) and applies what can change while running (README,
+/// "Reloading"), then re-reads the TLS certificate and key. Connections
+/// stay up; an invalid file changes nothing. Logs the names of the
+/// settings that changed, never their values.
+fn reload(handle: &crier::Handle, path: &Option<PathBuf>, overrides: &Overrides) {
+    match load_config(path, overrides).and_then(|c| handle.reload(c)) {
+        Ok(r) => {
+            if r.applied.is_empty() {
+                log::info!("SIGHUP: no setting changed");
+            } else {
+                log::info!("SIGHUP: reloaded {}", r.applied.join(", "));
+            }
+            if !r.need_restart.is_empty() {
+                log::warn!(
+                    "SIGHUP: changed but kept until a restart: {}",
+                    r.need_restart.join(", ")
+                );
+            }
+        }
+        Err(e) => log::warn!("SIGHUP: configuration not reloaded, nothing changed: {e}"),
     }
-    match handle.reload_tls() {
-        Ok(()) => log::info!("SIGHUP: TLS certificate reloaded; new handshakes use it"),
-        Err(e) => log::warn!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}"),
+    if handle.tls_enabled() {
+        match handle.reload_tls() {
+            Ok(()) => log::info!("SIGHUP: TLS certificate reloaded; new handshakes use it"),
+            Err(e) => log::warn!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}"),
+        }
     }
 }
 

@@ -289,7 +289,7 @@ impl Reactor {
         // the connection as one that has not been answered yet.
         c.last_write = 0;
         if matches!(c.role, Role::Http(None)) {
-            let d = self.now + secs_to_ticks(self.shared.config.handshake_timeout);
+            let d = self.now + secs_to_ticks(self.settings.config.handshake_timeout);
             self.set_deadline(k, d);
         }
     }
