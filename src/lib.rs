@@ -11,6 +11,7 @@
 
 mod auth;
 mod config;
+pub mod fuzz; // fuzz drivers, #![doc(hidden)]: not part of the API
 mod http;
 mod logging;
 mod proto;
