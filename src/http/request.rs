@@ -114,7 +114,13 @@ pub fn parse_head<'a>(
         .min(MAX_HEADER_SLOTS);
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut slots[..slot_count]);
-    let consumed = match req.parse(buf) {
+    // Only the first max_header_bytes are looked at: an acceptable head
+    // lies within them, and the verdict must not depend on how much of what
+    // follows has arrived. Parsing the whole buffer made a syntax error past
+    // the limit a 400 when it came in the same read and a 431 when it came
+    // later (found by the http_request fuzz target).
+    let window = &buf[..buf.len().min(limits.max_header_bytes)];
+    let consumed = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_header_bytes {
@@ -124,9 +130,7 @@ pub fn parse_head<'a>(
         }
         Err(e) => return Err(from_httparse(e)),
     };
-    if consumed > limits.max_header_bytes {
-        return Err(HttpError::HeadersTooLarge);
-    }
+    debug_assert!(consumed <= limits.max_header_bytes);
     // httparse guarantees these are set on Complete; be defensive anyway.
     let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
     else {
@@ -370,6 +374,33 @@ mod tests {
         };
         let one = b"GET / HTTP/1.1\r\nA: 1\r\n\r\n";
         assert!(parse_head(one, &l5).unwrap().is_some());
+    }
+
+    #[test]
+    fn verdict_past_the_limit_does_not_depend_on_the_split() {
+        // A syntax error (bare CR) after the first 32 bytes: over the limit
+        // whether the bad byte has arrived yet or not.
+        let l = Limits {
+            max_header_bytes: 32,
+            ..lim()
+        };
+        let req = b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\rX\r\n\r\n";
+        for cut in 33..=req.len() {
+            assert_eq!(
+                parse_head(&req[..cut], &l).unwrap_err(),
+                HttpError::HeadersTooLarge,
+                "cut at {cut}"
+            );
+        }
+        // Within the limit the same error is a 400, at every cut that has it.
+        let l = Limits {
+            max_header_bytes: 4096,
+            ..lim()
+        };
+        let at = req.iter().position(|&b| b == b'\r').unwrap();
+        for cut in at + 2..=req.len() {
+            assert_eq!(parse_head(&req[..cut], &l).unwrap_err().status(), 400);
+        }
     }
 
     #[test]
