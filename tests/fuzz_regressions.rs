@@ -5,7 +5,8 @@
 //! - `tests/fuzz_crashers/<target>/*`: each crash or hang input found, kept
 //!   after its fix (the file name says what it was);
 //! - `fuzz/corpus/<target>/*`: the minimised corpus, which reaches every
-//!   path the fuzzer found and so doubles as a broad regression suite.
+//!   path the fuzzer found and so doubles as a broad regression suite;
+//! - `fuzz/seeds/<target>/*`: the hand-written seeds it grew from.
 //!
 //! A driver panics on a broken invariant, so a test passes when every file
 //! runs through. Hangs are checked by time: no input may take more than a
@@ -38,6 +39,7 @@ fn replay(target: &str, driver: fn(&[u8])) -> usize {
     for dir in [
         root.join("tests/fuzz_crashers").join(target),
         root.join("fuzz/corpus").join(target),
+        root.join("fuzz/seeds").join(target),
     ] {
         for file in files(&dir) {
             let data = std::fs::read(&file).expect("readable input");

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora, fuzz/corpus/<target>/seed-*, in each driver's
+"""Writes the seed inputs, fuzz/seeds/<target>/seed-*, in each driver's
 input layout (src/fuzz.rs): a few realistic inputs per target. Run once;
 afl-cmin then keeps what adds coverage."""
 import base64, hashlib, hmac, json, os, struct, zlib
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 
 def write(target, name, data):
     d = os.path.join(ROOT, target)
