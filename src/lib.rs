@@ -13,6 +13,7 @@ mod auth;
 mod cluster;
 mod compat;
 mod config;
+pub mod fuzz; // fuzz drivers, #![doc(hidden)]: not part of the API
 mod http;
 mod logging;
 mod proto;

@@ -117,7 +117,13 @@ pub fn parse_head<'a>(
     check_request_line(buf, limits.max_request_line)?;
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut slots[..slot_count]);
-    let consumed = match req.parse(buf) {
+    // Only the first max_header_bytes are looked at: an acceptable head
+    // lies within them, and the verdict must not depend on how much of what
+    // follows has arrived. Parsing the whole buffer made a syntax error past
+    // the limit a 400 when it came in the same read and a 431 when it came
+    // later (found by the http_request fuzz target).
+    let window = &buf[..buf.len().min(limits.max_header_bytes)];
+    let consumed = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_header_bytes {
@@ -127,9 +133,7 @@ pub fn parse_head<'a>(
         }
         Err(e) => return Err(from_httparse(e)),
     };
-    if consumed > limits.max_header_bytes {
-        return Err(HttpError::HeadersTooLarge);
-    }
+    debug_assert!(consumed <= limits.max_header_bytes);
     // httparse guarantees these are set on Complete; be defensive anyway.
     let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
     else {
@@ -197,6 +201,15 @@ fn check_request_line(buf: &[u8], max: usize) -> Result<(), HttpError> {
     let line = &buf[start..];
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     if end > max {
+        // A line already malformed within its first `max` bytes is
+        // malformed however long it goes on: judging it by those bytes
+        // alone keeps the verdict from depending on how much has arrived
+        // (found by the http_request fuzz target).
+        let mut no_headers = [];
+        let mut req = httparse::Request::new(&mut no_headers);
+        if let Err(e) = req.parse(&line[..max]) {
+            return Err(from_httparse(e));
+        }
         return Err(HttpError::RequestLineTooLong);
     }
     Ok(())
@@ -411,6 +424,57 @@ mod tests {
                 .path,
             "/"
         );
+    }
+
+    #[test]
+    fn a_long_request_line_malformed_early_is_400_at_every_split() {
+        let l = Limits {
+            max_request_line: 32,
+            ..lim()
+        };
+        let req = b"GET /____TE d=bad%2BT /pHTTP/1.1\r\n\r\n";
+        let whole = parse_head(req, &l).unwrap_err();
+        assert_eq!(whole.status(), 400, "{whole:?}");
+        // Malformed from the first byte after the target on.
+        for cut in 13..req.len() {
+            assert_eq!(
+                parse_head(&req[..cut], &l).unwrap_err(),
+                whole,
+                "cut at {cut}"
+            );
+        }
+        let valid_but_long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(40));
+        assert_eq!(
+            parse_head(valid_but_long.as_bytes(), &l).unwrap_err(),
+            HttpError::RequestLineTooLong
+        );
+    }
+
+    #[test]
+    fn verdict_past_the_limit_does_not_depend_on_the_split() {
+        // A syntax error (bare CR) after the first 32 bytes: over the limit
+        // whether the bad byte has arrived yet or not.
+        let l = Limits {
+            max_header_bytes: 32,
+            ..lim()
+        };
+        let req = b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\rX\r\n\r\n";
+        for cut in 33..=req.len() {
+            assert_eq!(
+                parse_head(&req[..cut], &l).unwrap_err(),
+                HttpError::HeadersTooLarge,
+                "cut at {cut}"
+            );
+        }
+        // Within the limit the same error is a 400, at every cut that has it.
+        let l = Limits {
+            max_header_bytes: 4096,
+            ..lim()
+        };
+        let at = req.iter().position(|&b| b == b'\r').unwrap();
+        for cut in at + 2..=req.len() {
+            assert_eq!(parse_head(&req[..cut], &l).unwrap_err().status(), 400);
+        }
     }
 
     #[test]
