@@ -316,7 +316,12 @@ mod tests {
     /// (docs/PERFORMANCE.md). Grow it only on purpose.
     #[test]
     fn conn_fits_in_two_cache_lines() {
-        assert!(std::mem::size_of::<Conn>() <= 128);
+        // mio's sockets carry a selector id in debug builds (its check that
+        // a socket is registered with one Poll); release builds, which are
+        // what runs, hold the descriptor alone.
+        let debug_extra =
+            std::mem::size_of::<TcpStream>() - std::mem::size_of::<std::os::fd::RawFd>();
+        assert!(std::mem::size_of::<Conn>() - debug_extra <= 128);
         assert!(std::mem::size_of::<Role>() <= 32);
     }
 }
