@@ -15,6 +15,7 @@ use crate::auth::policy::AccessPolicy;
 pub use crate::auth::secret::Secret;
 use crate::auth::token::{Pattern, TokenKeys};
 pub use crate::compat::settings::{Compat, FirstMessage, PublisherMode};
+pub use crate::logging::LogFormat;
 
 /// Environment variables that may hold secrets, so they need not appear in
 /// a command line (visible in the process list) or a config file.
@@ -34,6 +35,7 @@ const SECRET_ENV: [(&str, SecretSetting); 3] = [
 /// re-read on every SIGHUP.
 pub const RELOADABLE: &[&str] = &[
     "log_level",
+    "log_events_per_second",
     "allow_origins",
     "publish_secret",
     "publish_allow",
@@ -139,6 +141,10 @@ settings! {
     backlog: u32 = 4096;
     /// Log level: error, warn, info, debug or trace [default: info].
     log_level: String = "info".to_string();
+    /// Log lines as text (for people) or json (one object per line, for log shippers) [default: text].
+    log_format: LogFormat = LogFormat::Text;
+    /// Most connection refusals and cuts logged per second, across all reactors (bursts of five seconds' worth); the rest are counted and reported in one line. 0 = log none [default: 20].
+    log_events_per_second: u64 = 20;
     /// Browser origins allowed: `*`, or a comma list (`https://a.example,http://localhost:3000`). Drives CORS on every response and the WebSocket Origin check (others → 403); empty = no browser origin [default: *].
     allow_origins: String = "*".to_string();
     /// Publish secret: publishing and DELETE need `Authorization: Bearer SECRET`. Repeat to rotate without downtime; also env CRIER_PUBLISH_SECRET (comma-separated) [default: none].

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 
 use crate::cluster::Backplane;
 use crate::config::{Config, RELOADABLE};
+use crate::logging::EventBudget;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
 use crate::pubsub::bus;
@@ -174,6 +175,7 @@ impl Server {
             pings: Pings::new(config.stream_ping.as_bytes()),
             open_connections: AtomicUsize::new(0),
             per_ip: PerIpConnections::new(config.max_connections_per_ip),
+            events: EventBudget::new(config.log_events_per_second),
             tls: tls.clone(),
             stats: Stats::new(workers),
             settings: LiveSettings::new(
@@ -271,6 +273,9 @@ impl Handle {
         self.shared
             .per_ip
             .set_limit(settings.config.max_connections_per_ip);
+        self.shared
+            .events
+            .set_rate(settings.config.log_events_per_second);
         self.shared.settings.store(settings);
         Ok(Reloaded {
             applied,

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::events::ConnEvent;
 use super::Reactor;
 use crate::auth::origin::CorsOrigin;
 use crate::auth::policy::{Credentials, Denial};
@@ -60,7 +61,7 @@ impl Reactor {
     /// request without a body; otherwise it closes after the answer, since
     /// the body was not read.
     pub(super) fn deny(&mut self, k: usize, denial: Denial, cors: &Cors, mode: ReplyMode) {
-        self.stats().denied(denied_kind(denial));
+        self.note(Some(k), None, ConnEvent::Denied(denied_kind(denial)));
         let status = denial.status();
         let extra: &[&str] = if status == 401 {
             &["WWW-Authenticate: Bearer realm=\"crier\""]
@@ -76,7 +77,7 @@ impl Reactor {
 
     /// Answers a browser origin that is not allowed (WebSocket handshake).
     pub(super) fn deny_origin(&mut self, k: usize, cors: &Cors) {
-        self.stats().denied(Denied::Origin);
+        self.note(Some(k), None, ConnEvent::Denied(Denied::Origin));
         let bytes = response::error(cors, 403, "origin not allowed", ReplyMode::CLOSE, &[]);
         self.send(k, bytes);
         self.close_after_flush(k, Some(CloseCause::Denied));

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 
 use super::conn::{LongPollWait, PendingPublish};
+use super::events::ConnEvent;
 use super::longpoll::PollEnd;
 use super::subscribe::SubscriberAccess;
 use super::Reactor;
@@ -43,10 +44,14 @@ impl Reactor {
             Ok(r) => r,
             Err(e) => {
                 if let Some(limit) = e.limit {
-                    self.stats().too_large(match limit {
-                        RouteLimit::Channels => TooLarge::Channels,
-                        RouteLimit::ChannelId => TooLarge::ChannelId,
-                    });
+                    self.note(
+                        Some(k),
+                        None,
+                        ConnEvent::TooLarge(match limit {
+                            RouteLimit::Channels => TooLarge::Channels,
+                            RouteLimit::ChannelId => TooLarge::ChannelId,
+                        }),
+                    );
                 }
                 let allow = e.allow.map(|a| format!("Allow: {a}"));
                 let extra: Vec<&str> = allow.iter().map(String::as_str).collect();

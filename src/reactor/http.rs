@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::conn::{PendingPublish, Role};
+use super::events::ConnEvent;
 use super::subscribe::NewSubscriber;
 use super::subscribe::SubscriberAccess;
 use super::timer::secs_to_ticks;
@@ -96,7 +97,7 @@ impl Reactor {
             HttpError::Malformed(_) | HttpError::UnsupportedTransferEncoding => None,
         };
         if let Some(limit) = limit {
-            self.stats().too_large(limit);
+            self.note(Some(k), None, ConnEvent::TooLarge(limit));
         }
         self.fail(k, e.status(), e.reason(), &[]);
     }
@@ -187,10 +188,14 @@ impl Reactor {
         cors: &Cors,
         mode: Option<ReplyMode>,
     ) {
-        self.stats().refused(match limit {
-            LimitError::TooManyChannels => Limit::Channels,
-            LimitError::TooManySubscribers(_) => Limit::SubscribersPerChannel,
-        });
+        self.note(
+            Some(k),
+            None,
+            ConnEvent::Refused(match limit {
+                LimitError::TooManyChannels => Limit::Channels,
+                LimitError::TooManySubscribers(_) => Limit::SubscribersPerChannel,
+            }),
+        );
         let mode = mode.unwrap_or(ReplyMode::CLOSE);
         let bytes = response::error(cors, 429, &limit.message(), mode, &[]);
         self.send(k, bytes);
@@ -242,10 +247,14 @@ impl Reactor {
             Ok(r) => r,
             Err(e) => {
                 if let Some(limit) = e.limit {
-                    self.stats().too_large(match limit {
-                        RouteLimit::Channels => TooLarge::Channels,
-                        RouteLimit::ChannelId => TooLarge::ChannelId,
-                    });
+                    self.note(
+                        Some(k),
+                        None,
+                        ConnEvent::TooLarge(match limit {
+                            RouteLimit::Channels => TooLarge::Channels,
+                            RouteLimit::ChannelId => TooLarge::ChannelId,
+                        }),
+                    );
                 }
                 let allow = e.allow.map(|a| format!("Allow: {a}"));
                 let extra: Vec<&str> = allow.iter().map(String::as_str).collect();

@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 
 use super::conn::{Conn, Role};
+use super::events::ConnEvent;
 use super::timer::{secs_to_ticks, TICK};
 use super::{sockopt, Reactor};
 use crate::status::{CloseCause, ConnKind, Limit, PeerGone, ReactorStats};
@@ -84,7 +85,7 @@ impl Reactor {
                             let _ = socket.write(OVER_CAPACITY);
                         }
                         self.stats().closed(CloseCause::OverCapacity);
-                        self.stats().refused(Limit::Connections);
+                        self.note(None, Some(peer), ConnEvent::Refused(Limit::Connections));
                         continue;
                     }
                     let ip_key = match self.shared.per_ip.admit(peer.ip()) {
@@ -94,7 +95,11 @@ impl Reactor {
                             if !tls {
                                 let _ = socket.write(OVER_PER_IP);
                             }
-                            self.stats().refused(Limit::ConnectionsPerIp);
+                            self.note(
+                                None,
+                                Some(peer),
+                                ConnEvent::Refused(Limit::ConnectionsPerIp),
+                            );
                             continue;
                         }
                     };
@@ -290,7 +295,7 @@ impl Reactor {
             c.flags.set_close_after_flush(true);
             self.flush.urgent(k, c);
             if let Some(cause) = cause {
-                self.stats().closed(cause);
+                self.note(Some(k), None, ConnEvent::Cut(cause));
             }
             self.unsubscribe_all(k);
         }
@@ -315,6 +320,9 @@ impl Reactor {
             return;
         }
         self.unsubscribe_all(k);
+        if let Some(cause) = cause {
+            self.note(Some(k), None, ConnEvent::Cut(cause));
+        }
         let mut c = self.conns.remove(k);
         if c.flags.tls() {
             self.tls
@@ -329,9 +337,6 @@ impl Reactor {
         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         let st = &self.shared.stats.reactors[self.id];
         st.connections[c.kind() as usize].fetch_sub(1, Ordering::Relaxed);
-        if let Some(cause) = cause {
-            st.closed(cause);
-        }
     }
 
     /// Closes everything as the reactor stops.

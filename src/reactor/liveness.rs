@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use super::conn::Role;
+use super::events::ConnEvent;
 use super::longpoll::PollEnd;
 use super::timer::{secs_to_ticks, Entry, NO_TIMER};
 use super::Reactor;
@@ -144,7 +145,7 @@ impl Reactor {
             // The poll's time is up: answer 304 (or what arrived), or 401
             // when it was its token's.
             if token_expired {
-                self.stats().closed(CloseCause::TokenExpired);
+                self.note(Some(k), None, ConnEvent::Cut(CloseCause::TokenExpired));
                 self.end_longpoll(k, PollEnd::TokenExpired);
             } else {
                 self.end_longpoll(k, PollEnd::Answer);
@@ -237,7 +238,7 @@ impl Reactor {
         if format == WireFormat::LongPoll {
             let retry_after_secs = retry_ms.div_ceil(1000).max(1);
             self.end_longpoll(k, PollEnd::Shutdown { retry_after_secs });
-            self.stats().closed(cause);
+            self.note(Some(k), None, ConnEvent::Cut(cause));
         } else {
             if let Some(c) = self.conns.get_mut(k) {
                 c.out

@@ -19,6 +19,7 @@ mod access;
 mod cluster;
 mod compat;
 mod conn;
+mod events;
 mod fanout;
 mod flush;
 mod http;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::Backplane;
 use crate::http::route::STATUS_CHANNEL;
+use crate::logging::EventBudget;
 use crate::proto::signal::Pings;
 use crate::proto::EncodeSettings;
 use crate::pubsub::bus::{Delivery, Inbox};
@@ -85,6 +87,8 @@ pub struct Shared {
     pub pings: Pings,
     /// Open connections per address (`max-connections-per-ip`).
     pub per_ip: PerIpConnections,
+    /// How many connection refusals and cuts get a log line.
+    pub events: EventBudget,
     /// The Redis backplane, when `redis` is set.
     pub backplane: Option<Arc<Backplane>>,
     /// Open connections across all reactors (for `max-connections`).
@@ -348,6 +352,7 @@ impl Reactor {
             self.last_upkeep = self.now;
             self.hub.maintain();
             self.publish_status();
+            self.report_dropped_events();
         }
     }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::conn::{Role, Subscriber, TransportState};
+use super::events::ConnEvent;
 use super::timer::secs_to_ticks;
 use super::{sockopt, Reactor};
 use crate::auth::token::Grant;
@@ -191,7 +192,7 @@ impl Reactor {
             };
             if format == WireFormat::LongPoll {
                 self.abort_longpoll(k, &ch.name);
-                self.stats().closed(CloseCause::ChannelDeleted);
+                self.note(Some(k), None, ConnEvent::Cut(CloseCause::ChannelDeleted));
                 continue;
             }
             if let Some(c) = self.conns.get_mut(k) {

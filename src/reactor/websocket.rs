@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::conn::{TransportState, WsState};
+use super::events::ConnEvent;
 use super::subscribe::NewSubscriber;
 use super::subscribe::SubscriberAccess;
 use super::Reactor;
@@ -152,11 +153,15 @@ impl Reactor {
                 }
                 Err(e) => {
                     if let Some(limit) = e.limit {
-                        self.stats().too_large(match limit {
-                            SizeLimit::Frame => TooLarge::Frame,
-                            SizeLimit::Message => TooLarge::Message,
-                            SizeLimit::Inflated => TooLarge::Inflated,
-                        });
+                        self.note(
+                            Some(k),
+                            None,
+                            ConnEvent::TooLarge(match limit {
+                                SizeLimit::Frame => TooLarge::Frame,
+                                SizeLimit::Message => TooLarge::Message,
+                                SizeLimit::Inflated => TooLarge::Inflated,
+                            }),
+                        );
                     }
                     self.deliver_own_publications(k);
                     self.ws_close(k, e.code, e.reason, Some(CloseCause::BadInput));
@@ -271,7 +276,7 @@ impl Reactor {
             .filter_map(|(s, _)| self.local.channel_of(s.channel).map(|c| c.name.clone()))
             .collect();
         if names.is_empty() {
-            self.stats().denied(Denied::ChannelNotGranted);
+            self.note(Some(k), None, ConnEvent::Denied(Denied::ChannelNotGranted));
             self.ws_close(
                 k,
                 CLOSE_POLICY,

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crier::init_logging(&config.log_level);
+    crier::init_logging(&config.log_level, config.log_format);
 
     // Install the handlers before the server starts, so a signal during
     // start is recorded (and drains once it is up) instead of killing the
