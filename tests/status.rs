@@ -277,3 +277,60 @@ fn metrics_exposition() {
         assert!(value.parse::<u64>().is_ok(), "{line}");
     }
 }
+
+#[test]
+fn latency_histograms_fill_as_messages_are_published_and_written() {
+    let server = start_with(2, |_| {});
+    let addr = server.addr();
+    let before = status(addr);
+    for key in ["publish_request", "publish_to_first_write", "fanout"] {
+        assert_eq!(before["latency"][key]["count"], 0, "{before}");
+        assert!(before["latency"][key]["p99_ms"].is_null(), "{before}");
+    }
+    let mut subs: Vec<SseClient> = (0..3)
+        .map(|_| SseClient::connect(addr, "/ev/timed"))
+        .collect();
+    for i in 0..5 {
+        let r = send(
+            agent().post(&url(addr, "/pub?id=timed")),
+            format!("m{i}").as_bytes(),
+        );
+        assert_eq!(r.status(), 200);
+    }
+    for s in &mut subs {
+        for i in 0..5 {
+            assert_eq!(s.event().data, format!("m{i}"));
+        }
+    }
+    // Every message was written on the reactors holding subscribers: at
+    // least once per message, at most once per message and reactor.
+    let st = poll_status(addr, "fanouts measured", |s| {
+        num(s, "/latency/fanout/count") >= 5
+    });
+    assert_eq!(num(&st, "/latency/publish_request/count"), 5, "{st}");
+    let first = num(&st, "/latency/publish_to_first_write/count");
+    assert!((5..=10).contains(&first), "{st}");
+    let p99 = st["latency"]["publish_to_first_write"]["p99_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(p99 > 0.0 && p99 <= 10_000.0, "{st}");
+    let m = call(agent().get(&url(addr, "/metrics")))
+        .into_string()
+        .unwrap();
+    assert!(
+        m.contains("# TYPE crier_fanout_duration_seconds histogram\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("crier_publish_request_duration_seconds_count 5\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("crier_publish_request_duration_seconds_bucket{le=\"+Inf\"} 5\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("crier_publish_to_first_write_seconds_bucket{le=\"0.001\"}"),
+        "{m}"
+    );
+}

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use std::sync::atomic::AtomicU32;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::proto::format::{encode_message, EncodeSettings, Encoded, WireFormat};
 use crate::proto::MessageView;
@@ -29,6 +30,9 @@ pub struct Message {
     pub channels: Box<[ChannelRef]>,
     /// Publish time, milliseconds since the Unix epoch.
     pub published_at_ms: u64,
+    /// When this node accepted it (or received it from Redis): where the
+    /// publish → first write latency is measured from.
+    pub accepted: Instant,
     /// SSE `event:` name, from the publisher's `Event-Type` header.
     pub event_type: Option<Box<str>>,
     /// Publisher's `Content-Type`, kept for long-poll replies.
@@ -80,6 +84,7 @@ impl Message {
             shard: 0,
             channels,
             published_at_ms,
+            accepted: Instant::now(),
             event_type: p.event_type.map(String::into_boxed_str),
             content_type: p.content_type.map(String::into_boxed_str),
             event_id: p.event_id.map(String::into_boxed_str),

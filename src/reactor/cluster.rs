@@ -44,6 +44,8 @@ struct AwaitingPublish {
     refused: Option<&'static str>,
     cors: Cors,
     mode: ReplyMode,
+    /// When the request's head was read.
+    started: std::time::Instant,
 }
 
 /// A resuming subscriber waiting for its history.
@@ -160,6 +162,7 @@ impl Reactor {
         publication: Publication,
         cors: Cors,
         mode: ReplyMode,
+        started: std::time::Instant,
     ) {
         let Some(bp) = self.shared.backplane.clone() else {
             return;
@@ -168,7 +171,8 @@ impl Reactor {
         if let Some((down, _)) = by_shard.iter().find(|(s, _)| !bp.is_up(*s)) {
             log::debug!("publish refused: shard {down} is down");
             bp.count_refused(*down);
-            return self.answer_unavailable(k, &cors, mode);
+            self.answer_unavailable(k, &cors, mode);
+            return self.observe_publish(started);
         }
         let Some(c) = self.conns.get_mut(k) else {
             return;
@@ -181,6 +185,7 @@ impl Reactor {
             refused: None,
             cors,
             mode,
+            started,
         });
         let reply = ReplyTo {
             reactor: self.id,
@@ -262,6 +267,7 @@ impl Reactor {
             let bytes = response::json(&p.cors, 200, &body, mode, &[]);
             self.reply(k, bytes, mode);
         }
+        self.observe_publish(p.started);
         // Requests it pipelined behind the publish are read again.
         self.more_to_read.push(k);
     }

@@ -153,6 +153,8 @@ pub struct PendingPublish {
     pub mode: ReplyMode,
     pub reader: BodyReader,
     pub body: Vec<u8>,
+    /// When its head was read (the publish request duration histogram).
+    pub started: std::time::Instant,
 }
 
 /// A subscriber: how to frame messages and where it is subscribed.

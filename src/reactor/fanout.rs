@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::cluster::{encode_for, Admit, ClusterConns};
 use super::conn::{Conn, Role};
@@ -30,6 +31,7 @@ impl Reactor {
         let Some(first) = batch.first() else {
             return;
         };
+        let started = Instant::now();
         let mut turn = FanoutTurn {
             encoded: vec![std::array::from_fn(|_| None); batch.len()],
             settings: &self.shared.encode,
@@ -43,6 +45,7 @@ impl Reactor {
             stats: &self.shared.stats.reactors[self.id],
             delivered: 0,
             written: 0,
+            streamed: false,
         };
         for ch in first.channels.iter() {
             let Some(slot) = self.local.slot_of(ch.id) else {
@@ -56,9 +59,17 @@ impl Reactor {
                 }
             }
         }
+        let (delivered, written, streamed) = (turn.delivered, turn.written, turn.streamed);
         let stats = &self.shared.stats.reactors[self.id];
-        ReactorStats::add(&stats.delivered_messages, turn.delivered);
-        ReactorStats::add(&stats.bytes_out, turn.written);
+        ReactorStats::add(&stats.delivered_messages, delivered);
+        ReactorStats::add(&stats.bytes_out, written);
+        if streamed {
+            self.latency.fanned_out(
+                batch.iter().map(|m| m.accepted),
+                started,
+                self.flush.position(),
+            );
+        }
     }
 }
 
@@ -79,6 +90,8 @@ struct FanoutTurn<'a> {
     stats: &'a ReactorStats,
     delivered: u64,
     written: u64,
+    /// Queued on a stream or WebSocket subscriber (not only long-polls).
+    streamed: bool,
 }
 
 impl FanoutTurn<'_> {
@@ -154,5 +167,6 @@ impl FanoutTurn<'_> {
         }
         self.flush.queue(key, c);
         self.delivered += 1;
+        self.streamed = true;
     }
 }

@@ -40,6 +40,10 @@ pub(super) struct FlushQueue {
     /// Subscribers with fanout output, oldest first; written in slices
     /// across turns.
     sliced: VecDeque<usize>,
+    /// Connections ever put in `sliced`, and ever taken out: a fanout is
+    /// fully written once `taken` passes what `queued` was when it ended.
+    queued: u64,
+    taken: u64,
 }
 
 impl FlushQueue {
@@ -48,6 +52,7 @@ impl FlushQueue {
         if !c.flags.dirty() {
             c.flags.set_dirty(true);
             self.sliced.push_back(k);
+            self.queued += 1;
         }
     }
 
@@ -58,6 +63,11 @@ impl FlushQueue {
             c.flags.set_urgent(true);
             self.urgent.push(k);
         }
+    }
+
+    /// The position a fanout that ends now is fully written at.
+    pub fn position(&self) -> u64 {
+        self.queued
     }
 
     /// Whether subscribers are still waiting for their slice: the loop then
@@ -91,20 +101,27 @@ impl Reactor {
             let Some(k) = self.flush.sliced.pop_front() else {
                 break;
             };
+            self.flush.taken += 1;
             if let Some(c) = self.conns.get_mut(k) {
                 c.flags.set_dirty(false);
-                self.write_out(k);
+                if self.write_out(k) > 0 {
+                    self.latency
+                        .first_write(&self.shared.stats.reactors[self.id]);
+                }
             }
         }
+        let stats = &self.shared.stats.reactors[self.id];
+        self.latency.written_up_to(self.flush.taken, stats);
     }
 
     /// Writes connection `k`'s queue now: as much as the socket takes.
-    pub(super) fn write_out(&mut self, k: usize) {
+    /// Returns the bytes written.
+    pub(super) fn write_out(&mut self, k: usize) -> usize {
         let Some(c) = self.conns.get_mut(k) else {
-            return;
+            return 0;
         };
         if c.flags.write_blocked() {
-            return;
+            return 0;
         }
         let stats = &self.shared.stats.reactors[self.id];
         match self.tls.write_conn(k, c, stats) {
@@ -125,8 +142,12 @@ impl Reactor {
                         }
                     }
                 }
+                n
             }
-            Err(_) => self.peer_gone(k, PeerGone::WriteError),
+            Err(_) => {
+                self.peer_gone(k, PeerGone::WriteError);
+                0
+            }
         }
     }
 

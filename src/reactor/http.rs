@@ -3,6 +3,7 @@
 //! requests are set up here and registered by `subscribe.rs`.
 
 use bytes::Bytes;
+use std::time::Instant;
 
 use super::conn::{PendingPublish, Role};
 use super::events::ConnEvent;
@@ -21,7 +22,7 @@ use crate::proto::{signal, sse, WireFormat};
 use crate::pubsub::channel::{ChannelRequest, Resume};
 use crate::pubsub::hub::{now_ms, LimitError};
 use crate::pubsub::message::Publication;
-use crate::status::{render, CloseCause, Limit, ReactorStats, TooLarge};
+use crate::status::{render, CloseCause, Latency, Limit, ReactorStats, TooLarge};
 
 /// A publisher whose unread replies exceed this is not read from until they
 /// drain: pipelining faster than it reads replies must not grow memory.
@@ -414,6 +415,7 @@ impl Reactor {
             mode: ReplyMode::keep_alive(head.keep_alive),
             reader: BodyReader::new(head.body, self.settings.config.max_message_size),
             body: Vec::new(),
+            started: Instant::now(),
         };
         if let Some(c) = self.conns.get_mut(k) {
             c.role = Role::Http(Some(Box::new(publish)));
@@ -426,8 +428,10 @@ impl Reactor {
     fn finish_publish(&mut self, k: usize, req: PendingPublish) {
         let draining = self.conns.get(k).is_some_and(|c| c.flags.draining());
         let mode = ReplyMode::keep_alive(req.mode.keep_alive && !draining);
+        let started = req.started;
         if let Some(dialect) = req.dialect {
-            return self.compat_publish(k, req, dialect, mode);
+            self.compat_publish(k, req, dialect, mode);
+            return self.observe_publish(started);
         }
         let publication = Publication {
             payload: Bytes::from(req.body),
@@ -437,12 +441,16 @@ impl Reactor {
             system: false,
         };
         if self.shared.backplane.is_some() {
-            return self.cluster_publish(k, req.channels, publication, req.cors, mode);
+            // Observed when Redis has answered (`on_published`).
+            return self.cluster_publish(k, req.channels, publication, req.cors, mode, started);
         }
         let names: Vec<&str> = req.channels.iter().map(String::as_str).collect();
         let receipt = match self.hub.publish(Some(self.id), &names, publication) {
             Ok(r) => r,
-            Err(limit) => return self.refuse(k, &limit, &req.cors, Some(mode)),
+            Err(limit) => {
+                self.refuse(k, &limit, &req.cors, Some(mode));
+                return self.observe_publish(started);
+            }
         };
         let body = if receipt.channels.len() == 1 {
             let mut v = receipt.channels[0].to_json();
@@ -455,6 +463,13 @@ impl Reactor {
             })
         };
         self.json(k, &body, &req.cors, mode);
+        self.observe_publish(started);
+    }
+
+    /// A publish request answered: from its head read to now.
+    pub(super) fn observe_publish(&self, started: Instant) {
+        self.stats()
+            .observe(Latency::PublishRequest, started.elapsed());
     }
 
     /// Sets up a subscription request for its transport.

@@ -24,6 +24,7 @@ mod fanout;
 mod flush;
 mod http;
 mod io;
+mod latency;
 mod liveness;
 mod local;
 mod longpoll;
@@ -132,6 +133,8 @@ pub struct Reactor {
     scratch: Vec<u8>,
     /// Connections with output queued.
     flush: FlushQueue,
+    /// Fanouts waiting for their writes (latency histograms).
+    latency: latency::FanoutLatency,
     /// Backplane state of the connections that have any.
     cluster: ClusterConns,
     /// Connections that still have unread input (read cap hit) — edge
@@ -194,6 +197,7 @@ impl Reactor {
             local: LocalIndex::default(),
             scratch: vec![0; io::SCRATCH_BYTES],
             flush: FlushQueue::default(),
+            latency: latency::FanoutLatency::default(),
             cluster: ClusterConns::default(),
             more_to_read: Vec::new(),
             slow: Vec::new(),

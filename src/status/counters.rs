@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
+use super::histogram::Histogram;
+
 /// Declares a counted category: the enum, its count and its `/status` names
 /// in one place, so the three cannot drift apart.
 macro_rules! category {
@@ -155,6 +157,21 @@ category! {
     }
 }
 
+category! {
+    /// What a latency histogram measures (docs/METRICS.md).
+    Latency {
+        /// A publish request from its head read to its reply queued
+        /// (through Redis on a cluster node).
+        PublishRequest = "publish_request",
+        /// A message from accepted by the hub (or received from Redis) to
+        /// the first socket write that carries it, per reactor.
+        PublishToFirstWrite = "publish_to_first_write",
+        /// A message's fanout on one reactor: from its first queued copy to
+        /// the last subscriber that could take it having it written.
+        Fanout = "fanout",
+    }
+}
+
 /// One reactor's counters, aligned so two reactors never share a line.
 #[repr(align(64))]
 #[derive(Debug, Default)]
@@ -179,6 +196,7 @@ pub struct ReactorStats {
     /// Open TLS connections, by what they are now (a subset of
     /// `connections`).
     pub tls_connections: [AtomicI64; ConnKind::COUNT],
+    pub latency: [Histogram; Latency::COUNT],
 }
 
 impl ReactorStats {
@@ -213,6 +231,11 @@ impl ReactorStats {
     /// Counts a TLS handshake that failed.
     pub fn tls_failed(&self, why: TlsFailure) {
         Self::add(&self.tls_handshakes_failed[why as usize], 1);
+    }
+
+    /// Records one latency observation.
+    pub fn observe(&self, what: Latency, d: std::time::Duration) {
+        self.latency[what as usize].observe(d);
     }
 
     /// Counts a size limit a peer passed.

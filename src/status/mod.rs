@@ -2,11 +2,13 @@
 //! (Prometheus text), both from one typed [`Snapshot`].
 
 pub mod counters;
+pub mod histogram;
 pub mod names;
 pub mod render;
 pub mod snapshot;
 
 pub use counters::{
-    CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TlsFailure, TooLarge,
+    CloseCause, ConnKind, Denied, Latency, Limit, PeerGone, ReactorStats, Stats, TlsFailure,
+    TooLarge,
 };
 pub use snapshot::Snapshot;

@@ -11,6 +11,7 @@
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 impl Kind {
@@ -19,6 +20,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -51,6 +53,35 @@ const fn gauge(key: &'static str, name: &'static str, help: &'static str) -> Met
         help,
     }
 }
+
+const fn histogram(key: &'static str, name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        key,
+        name,
+        kind: Kind::Histogram,
+        help,
+    }
+}
+
+/// The latency histograms, in `Latency` order (keys under `latency` in
+/// `/status`).
+pub const LATENCY: [Metric; 3] = [
+    histogram(
+        "publish_request",
+        "crier_publish_request_duration_seconds",
+        "Publish requests from head read to reply queued (Redis round trip included on a cluster node).",
+    ),
+    histogram(
+        "publish_to_first_write",
+        "crier_publish_to_first_write_seconds",
+        "Messages from accepted (or received from Redis) to the first socket write carrying them, per reactor.",
+    ),
+    histogram(
+        "fanout",
+        "crier_fanout_duration_seconds",
+        "Per message and reactor: first copy queued to the last subscriber that could take it written.",
+    ),
+];
 
 pub const UPTIME: Metric = gauge(
     "uptime_seconds",

@@ -5,7 +5,10 @@
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
-use super::counters::{CloseCause, ConnKind, Denied, Limit, PeerGone, TlsFailure, TooLarge};
+use super::counters::{
+    CloseCause, ConnKind, Denied, Latency, Limit, PeerGone, TlsFailure, TooLarge,
+};
+use super::histogram::{HistogramSnapshot, BOUNDS_US};
 use super::names::{self, Metric};
 use super::snapshot::Snapshot;
 use crate::cluster::ShardFigures;
@@ -148,6 +151,7 @@ pub fn status_json(s: &Snapshot) -> Value {
         })
         .collect();
     doc.insert("reactors".into(), Value::Array(reactors));
+    doc.insert("latency".into(), latency_json(s));
     if let Some(shards) = &s.backplane {
         let up = shards.iter().filter(|f| f.up).count();
         let state = match up {
@@ -202,10 +206,59 @@ pub fn metrics_text(s: &Snapshot) -> String {
             let _ = writeln!(out, "{}{{{}=\"{label}\"}} {v}", l.metric.name, l.label);
         }
     }
+    for (m, h) in names::LATENCY.iter().zip(&s.latency) {
+        header(&mut out, m);
+        histogram_lines(&mut out, m.name, h);
+    }
     if let Some(shards) = &s.backplane {
         backplane_metrics(&mut out, shards, header);
     }
     out
+}
+
+/// `_bucket{le=…}` (cumulative), `_sum` and `_count` of one histogram.
+fn histogram_lines(out: &mut String, name: &str, h: &HistogramSnapshot) {
+    let mut cumulative = 0;
+    for (i, n) in h.buckets.iter().enumerate() {
+        cumulative += n;
+        match BOUNDS_US.get(i) {
+            Some(us) => {
+                let le = *us as f64 / 1e6;
+                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            }
+            None => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{name}_sum {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", h.count());
+}
+
+/// Per histogram: count, mean and the bucket bounds of p50, p99 and p99.9
+/// in milliseconds (null before the first observation).
+fn latency_json(s: &Snapshot) -> Value {
+    let ms = |us: Option<u64>| match us {
+        Some(u64::MAX) => json!("over 10000"),
+        Some(us) => json!(us as f64 / 1e3),
+        None => Value::Null,
+    };
+    let mut group = Map::new();
+    for (what, h) in Latency::ALL.iter().zip(&s.latency) {
+        let count = h.count();
+        let mean = (count > 0).then(|| h.sum_us as f64 / count as f64 / 1e3);
+        group.insert(
+            what.label().into(),
+            json!({
+                "count": count,
+                "mean_ms": mean,
+                "p50_ms": ms(h.quantile_bound_us(0.5)),
+                "p99_ms": ms(h.quantile_bound_us(0.99)),
+                "p999_ms": ms(h.quantile_bound_us(0.999)),
+            }),
+        );
+    }
+    Value::Object(group)
 }
 
 /// The backplane's figures, one sample per shard.
@@ -317,7 +370,35 @@ mod tests {
             .collect();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(declared.contains(&name), "{line}");
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| declared.contains(f));
+            assert!(declared.contains(&name) || family.is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let mut s = sample();
+        s.latency[Latency::Fanout as usize].buckets[0] = 2;
+        s.latency[Latency::Fanout as usize].buckets[4] = 3;
+        s.latency[Latency::Fanout as usize].sum_us = 2_500;
+        let text = metrics_text(&s);
+        assert!(text.contains("# TYPE crier_fanout_duration_seconds histogram\n"));
+        assert!(text.contains("crier_fanout_duration_seconds_bucket{le=\"0.00005\"} 2\n"));
+        assert!(text.contains("crier_fanout_duration_seconds_bucket{le=\"0.0005\"} 2\n"));
+        assert!(text.contains("crier_fanout_duration_seconds_bucket{le=\"0.001\"} 5\n"));
+        assert!(text.contains("crier_fanout_duration_seconds_bucket{le=\"+Inf\"} 5\n"));
+        assert!(text.contains("crier_fanout_duration_seconds_sum 0.0025\n"));
+        assert!(text.contains("crier_fanout_duration_seconds_count 5\n"));
+        let v = status_json(&s);
+        assert_eq!(v["latency"]["fanout"]["count"], 5);
+        assert_eq!(v["latency"]["fanout"]["p50_ms"], 1.0);
+        assert_eq!(v["latency"]["fanout"]["mean_ms"], 0.5);
+        assert!(v["latency"]["publish_request"]["p50_ms"].is_null());
+        for (m, what) in names::LATENCY.iter().zip(Latency::ALL) {
+            assert_eq!(m.key, what.label());
         }
     }
 }

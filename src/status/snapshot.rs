@@ -4,8 +4,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::counters::{
-    CloseCause, ConnKind, Denied, Limit, PeerGone, ReactorStats, Stats, TlsFailure, TooLarge,
+    CloseCause, ConnKind, Denied, Latency, Limit, PeerGone, ReactorStats, Stats, TlsFailure,
+    TooLarge,
 };
+use super::histogram::HistogramSnapshot;
 use crate::cluster::ShardFigures;
 use crate::pubsub::hub::HubTotals;
 
@@ -38,6 +40,7 @@ pub struct Snapshot {
     pub tls_handshakes_completed: u64,
     pub tls_handshakes_failed: [u64; TlsFailure::COUNT],
     pub tls_connections: [u64; ConnKind::COUNT],
+    pub latency: [HistogramSnapshot; Latency::COUNT],
     pub hub: HubTotals,
     pub rss_bytes: u64,
     pub reactors: Vec<ReactorSnapshot>,
@@ -81,6 +84,9 @@ impl Snapshot {
                 sum(&|r| load(&r.tls_handshakes_failed[i]))
             }),
             tls_connections,
+            latency: std::array::from_fn(|i| {
+                HistogramSnapshot::sum_of(stats.reactors.iter().map(|r| &r.latency[i]))
+            }),
             hub,
             rss_bytes: rss_bytes(),
             reactors: stats

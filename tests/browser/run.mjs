@@ -512,9 +512,10 @@ test("dashboard renders live figures and charts from crier's $status stream; a s
   assert.ok(Number(await dash.textContent("#tile-published")) > 0, "publishes/s above 0 while publishing");
   assert.match(await dash.textContent("#tile-rss"), /MiB|KiB/);
   assert.match(await dash.textContent("#uptime"), /^up /);
-  // Charts: 5 fixed + 2 per-reactor panels, each canvas with line pixels.
+  // Charts: 6 fixed (latency p99s among them) + 2 per-reactor panels,
+  // each canvas with line pixels.
   const painted = await paintedPixels(dash, "canvas");
-  assert.equal(painted.length, 7);
+  assert.equal(painted.length, 8);
   assert.ok(painted.every((n) => n > 50), `every chart has coloured lines (${painted})`);
   // No backplane key (crier without --redis): one line saying so.
   assert.equal(await dash.getAttribute("#backplane", "data-state"), "none");
@@ -577,9 +578,9 @@ test("dashboard takes the pushed /ev/$status stream when there is one, and shows
   assert.ok(Number(rows[1].refused) > 0, `refused/s on the down shard (${rows[1].refused})`);
   assert.equal(rows[0].refused, "0");
   assert.equal(rows[1].forwarded, "0");
-  assert.equal(await dash.locator("canvas").count(), 8, "5 charts + 2 per-reactor ones + Redis RTT");
+  assert.equal(await dash.locator("canvas").count(), 9, "6 charts + 2 per-reactor ones + Redis RTT");
   assert.equal(await dash.locator("#backplane canvas").count(), 1, "the RTT chart is in the backplane panel");
-  const perReactor = await dash.evaluate(() => document.querySelectorAll("#charts .panel")[5].querySelectorAll(".legend span").length);
+  const perReactor = await dash.evaluate(() => document.querySelectorAll("#charts .panel")[6].querySelectorAll(".legend span").length);
   assert.equal(perReactor, 2, "one line per reactor");
   assert.ok(mock.stats.paths.every((p) => !p.startsWith("GET /status")), "no polling while the stream works");
   noPageErrors(dash);
