@@ -223,6 +223,12 @@ settings! {
     redis: String = String::new();
     /// Prefix of every Redis key and pub/sub channel crier uses, so several fleets can share a Redis [default: crier].
     redis_prefix: String = "crier".to_string();
+    /// For rediss:// shards: PEM file of the CA that signed the Redis servers' certificates, instead of the system's roots [default: none].
+    redis_tls_ca: String = String::new();
+    /// For rediss:// shards that require client certificates: this node's PEM certificate (with redis-tls-key) [default: none].
+    redis_tls_cert: String = String::new();
+    /// Its PEM private key; never logged [default: none].
+    redis_tls_key: String = String::new();
     /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for connections to finish [default: 10].
     drain_timeout: u64 = 10;
     /// On shutdown, SSE clients are told to reconnect after a random delay of up to this many seconds [default: 10].
@@ -319,6 +325,9 @@ impl Config {
         for url in self.redis_urls() {
             redis::Client::open(url)
                 .map_err(|e| format!("redis: {}: {e}", crate::cluster::redact(url)))?;
+        }
+        if self.redis_tls_cert.is_empty() != self.redis_tls_key.is_empty() {
+            return Err("redis-tls-cert and redis-tls-key go together".into());
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains([' ', '\r', '\n']) {
             return Err("redis-prefix must be a non-empty word".into());

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::cluster::Backplane;
+use crate::cluster::{Backplane, RedisTls};
 use crate::config::{Config, RELOADABLE};
 use crate::logging::EventBudget;
 use crate::proto::signal::Pings;
@@ -154,8 +154,14 @@ impl Server {
         let backplane = match config.redis_urls().as_slice() {
             [] => None,
             urls => {
+                let tls = RedisTls::load(
+                    &config.redis_tls_ca,
+                    &config.redis_tls_cert,
+                    &config.redis_tls_key,
+                )?;
                 let bp = Backplane::start(
                     urls,
+                    &tls,
                     &config.redis_prefix,
                     store_limits,
                     hub.clone(),

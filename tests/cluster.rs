@@ -543,3 +543,39 @@ fn websocket_publishes_count_once_and_reach_a_subscriber_of_several_channels_onc
     chans.sort();
     assert_eq!(chans, ["crier:m:left", "crier:m:right"]);
 }
+
+#[test]
+fn nodes_reach_redis_over_tls_and_check_its_certificate() {
+    let dir = TempDir::new("redis-tls");
+    let pki = TestPki::new("redis");
+    let (cert, key) = pki.write_to(&dir.0);
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let redis = RedisServer::start_tls(&cert, &key);
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let ca_path = ca.display().to_string();
+    let with_ca = |c: &mut crier::Config| c.redis_tls_ca = ca_path.clone();
+    let (a, b) = (node(&url, with_ca), node(&url, with_ca));
+    wait_up(a.addr());
+    let mut on_b = SseClient::connect(b.addr(), "/ev/secure");
+    wait_listening(b.addr(), 1);
+    let (st, reply) = try_publish(a.addr(), "secure", "over tls");
+    assert_eq!(st, 200, "{reply}");
+    assert_eq!(
+        events(&mut on_b, 1)[0],
+        (reply["id"].as_str().unwrap().into(), "over tls".into())
+    );
+    // Without the CA (the system's roots) the certificate is refused: the
+    // node serves, says why in its log and answers publishes 503.
+    let stranger = ChildServer::spawn(&["--redis", &url]);
+    let log = poll_until("the refusal logged", || {
+        let log = stranger.log();
+        if log.contains("unreachable") {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    });
+    assert!(log.contains("certificate"), "{log}");
+    assert_eq!(try_publish(stranger.addr, "secure", "no").0, 503);
+}

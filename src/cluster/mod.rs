@@ -108,6 +108,57 @@ pub struct Backplane {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Certificates for `rediss://` shards (`redis-tls-*`), read at start.
+#[derive(Debug, Default)]
+pub struct RedisTls {
+    /// PEM roots to trust instead of the system's.
+    pub ca: Option<Vec<u8>>,
+    /// PEM certificate and key for servers that check clients.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisTls {
+    /// Reads the files named by `redis-tls-ca`, `-cert` and `-key` (empty:
+    /// not used).
+    pub fn load(ca: &str, cert: &str, key: &str) -> io::Result<RedisTls> {
+        let read = |what: &str, path: &str| {
+            std::fs::read(path).map_err(|e| io::Error::new(e.kind(), format!("{what} {path}: {e}")))
+        };
+        Ok(RedisTls {
+            ca: (!ca.is_empty())
+                .then(|| read("redis-tls-ca", ca))
+                .transpose()?,
+            client: match (cert.is_empty(), key.is_empty()) {
+                (false, false) => {
+                    Some((read("redis-tls-cert", cert)?, read("redis-tls-key", key)?))
+                }
+                _ => None,
+            },
+        })
+    }
+
+    /// A client for `url`: with these certificates for `rediss://`.
+    fn client(&self, url: &str) -> io::Result<redis::Client> {
+        let invalid = |e: redis::RedisError| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", redact(url)))
+        };
+        if !url.starts_with("rediss://") || (self.ca.is_none() && self.client.is_none()) {
+            return redis::Client::open(url).map_err(invalid);
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: self.ca.clone(),
+        };
+        redis::Client::build_with_tls(url, certs).map_err(invalid)
+    }
+}
+
 /// `redis://user:secret@host:6379/0` without its credentials, for logs and
 /// `/status`.
 pub fn redact(url: &str) -> String {
@@ -124,6 +175,7 @@ impl Backplane {
     /// (a node whose Redis is down serves and reports, and retries).
     pub fn start(
         urls: &[&str],
+        tls: &RedisTls,
         prefix: &str,
         store: StoreLimits,
         hub: Arc<Hub>,
@@ -138,8 +190,7 @@ impl Backplane {
         let mut shards = Vec::new();
         let mut tasks = Vec::new();
         for (index, url) in urls.iter().enumerate() {
-            let client = redis::Client::open(*url)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let client = tls.client(url)?;
             let (queue, requests) = unbounded_channel();
             let stats = Arc::new(ShardStats::default());
             tasks.push(shard::ShardTask::new(

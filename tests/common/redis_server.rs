@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// `--tls-*` arguments when it serves TLS only.
+    tls: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -25,6 +27,33 @@ impl RedisServer {
         let mut r = RedisServer {
             port: free_port(),
             child: None,
+            tls: Vec::new(),
+        };
+        r.spawn();
+        r
+    }
+
+    /// Starts one that speaks TLS only, with `cert` and `key` (PEM files)
+    /// and without asking clients for certificates.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> RedisServer {
+        let port = free_port();
+        let mut r = RedisServer {
+            port,
+            child: None,
+            tls: [
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                &cert.display().to_string(),
+                "--tls-key-file",
+                &key.display().to_string(),
+                "--tls-auth-clients",
+                "no",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         r.spawn();
         r
@@ -36,8 +65,15 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
+        let port = ["--port".to_string(), self.port.to_string()];
+        let listen = if self.tls.is_empty() {
+            &port[..]
+        } else {
+            &self.tls[..]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(listen)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -17,6 +17,8 @@ use super::conn::READ_TIMEOUT;
 pub struct TestPki {
     /// The CA certificate clients trust.
     pub ca: CertificateDer<'static>,
+    /// PEM of the CA alone (what a client trusts).
+    pub ca_pem: String,
     /// PEM of the server certificate (leaf, then the CA).
     pub cert_pem: String,
     /// PEM of the server's private key.
@@ -44,6 +46,7 @@ impl TestPki {
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
         TestPki {
             ca: ca.der().clone(),
+            ca_pem: ca.pem(),
             cert_pem: format!("{}{}", leaf.pem(), ca.pem()),
             key_pem: leaf_key.serialize_pem(),
         }
