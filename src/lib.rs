@@ -24,7 +24,7 @@ mod status;
 mod tls;
 mod web;
 
-pub use config::{Compat, Config, FirstMessage, Overrides, PublisherMode, Secret};
+pub use config::{Compat, Config, FirstMessage, Overrides, PublisherMode, Secret, RELOADABLE};
 pub use logging::init as init_logging;
 pub use server::{Handle, Reloaded, Server};
 
