@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::Value;
@@ -20,14 +19,17 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::timeout;
 
 use super::stats::ShardStats;
-use super::wire::{entry_seq, parse_envelope, Envelope, DELETED, MARKER_TTL_MS, PUBLISH_SCRIPT};
-use super::{ChannelStart, Context, PublishRequest, ReplayRequest, ReplyTo, Request};
+use super::wire::{parse_envelope, Envelope, DELETED, MARKER_TTL_MS, PUBLISH_SCRIPT};
+use super::{Context, PublishRequest, ReplayRequest, ReplyTo, Request};
 use crate::pubsub::bus::Delivery;
-use crate::pubsub::hub::now_ms;
-use crate::pubsub::message::Publication;
-use crate::pubsub::remote::{PublishOutcome, PublishedChannel, RemoteMessage, ReplayPart};
+use crate::pubsub::remote::{PublishOutcome, RemoteMessage, ReplayPart};
 
 /// Longest wait for any Redis answer: past it the connection is presumed
+mod history;
+mod replies;
+
+use history::fetch_replay;
+use replies::{published, remote_message};
 /// dead, publishes are answered 503 and the task reconnects.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -393,57 +395,6 @@ impl ShardTask {
         }
     }
 
-    /// After a reconnect: everything stored since the last message handed
-    /// on, for every channel listened to, in sequence order.
-    async fn recover(&mut self, cmd: &mut MultiplexedConnection) -> Result<(), String> {
-        let keys = &self.ctx.keys;
-        let channels: Vec<(String, u64)> = self
-            .watched
-            .iter()
-            .map(|(c, last)| (c.clone(), *last))
-            .collect();
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(keys.seq());
-        for (ch, last) in &channels {
-            pipe.cmd("XRANGE")
-                .arg(keys.history(ch))
-                .arg(format!("({last}-1"))
-                .arg("+");
-        }
-        let replies: Vec<Value> = call(pipe.query_async(cmd)).await?;
-        let current = replies.first().and_then(as_u64).unwrap_or(0);
-        let mut found = Vec::new();
-        for ((ch, last), reply) in channels.iter().zip(replies.iter().skip(1)) {
-            if *last == 0 {
-                // Watched while Redis was away: its subscribers resume
-                // through their own replays; listen from here on.
-                if let Some(l) = self.watched.get_mut(ch) {
-                    *l = current;
-                }
-                continue;
-            }
-            for e in stream_entries(reply) {
-                found.push(remote_message(ch, self.index, e.seq, e.t, e.e, e.c, e.d));
-            }
-        }
-        found.sort_by_key(|m| m.seq);
-        for m in &found {
-            if let Some(l) = self.watched.get_mut(&m.channel) {
-                *l = (*l).max(m.seq);
-            }
-        }
-        ShardStats::add(&self.stats.messages_recovered, found.len() as u64);
-        if !found.is_empty() {
-            log::info!(
-                "backplane: shard {} recovered {} messages published while away",
-                self.index,
-                found.len()
-            );
-            self.ctx.hub.deliver_remote(found);
-        }
-        Ok(())
-    }
-
     fn answer(&self, to: Option<ReplyTo>, outcome: PublishOutcome) {
         if let Some(to) = to {
             let link = &self.ctx.links[to.reactor];
@@ -617,193 +568,4 @@ fn jitter(d: Duration) -> Duration {
     use std::hash::{BuildHasher, RandomState};
     let r = RandomState::new().hash_one(std::time::Instant::now());
     d.mul_f64((r % 10_000) as f64 / 10_000.0)
-}
-
-fn remote_message(
-    channel: &str,
-    shard: u16,
-    seq: u64,
-    published_at_ms: u64,
-    event: Vec<u8>,
-    content_type: Vec<u8>,
-    payload: Vec<u8>,
-) -> RemoteMessage {
-    let text = |b: Vec<u8>| (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned());
-    RemoteMessage {
-        channel: channel.to_string(),
-        shard,
-        seq,
-        published_at_ms,
-        publication: Publication {
-            payload: Bytes::from(payload),
-            event_type: text(event),
-            content_type: text(content_type),
-            system: false,
-            // push-stream's Event-Id stays on the node it was published
-            // on (docs/MIGRATING.md).
-            event_id: None,
-        },
-    }
-}
-
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Int(i) => u64::try_from(*i).ok(),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-/// The publish script's answer, as the channels of a receipt.
-fn published(v: &Value, channels: &[String], shard: u16) -> Option<Vec<PublishedChannel>> {
-    let Value::Array(items) = v else {
-        return None;
-    };
-    let id = as_u64(items.first()?)?;
-    let mut out = Vec::with_capacity(channels.len());
-    for (i, ch) in channels.iter().enumerate() {
-        let at = |k: usize| items.get(1 + 3 * i + k).and_then(as_u64);
-        out.push(PublishedChannel {
-            channel: ch.clone(),
-            id,
-            shard,
-            nodes: at(0)?,
-            published_messages: at(1)?,
-            stored_messages: at(2)?,
-        });
-    }
-    Some(out)
-}
-
-/// One history entry.
-struct Entry {
-    seq: u64,
-    t: u64,
-    e: Vec<u8>,
-    c: Vec<u8>,
-    d: Vec<u8>,
-}
-
-/// The entries of an XRANGE answer, oldest first.
-fn stream_entries(v: &Value) -> Vec<Entry> {
-    let Value::Array(entries) = v else {
-        return Vec::new();
-    };
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Value::Array(pair) = entry else { continue };
-        let (Some(Value::BulkString(id)), Some(Value::Array(fields))) = (pair.first(), pair.get(1))
-        else {
-            continue;
-        };
-        let Some(seq) = std::str::from_utf8(id).ok().and_then(entry_seq) else {
-            continue;
-        };
-        let mut e = Entry {
-            seq,
-            t: 0,
-            e: Vec::new(),
-            c: Vec::new(),
-            d: Vec::new(),
-        };
-        for kv in fields.chunks(2) {
-            let (Some(Value::BulkString(k)), Some(Value::BulkString(val))) =
-                (kv.first(), kv.get(1))
-            else {
-                continue;
-            };
-            match k.as_slice() {
-                b"t" => {
-                    e.t = std::str::from_utf8(val)
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0)
-                }
-                b"e" => e.e = val.clone(),
-                b"c" => e.c = val.clone(),
-                b"d" => e.d = val.clone(),
-                _ => {}
-            }
-        }
-        out.push(e);
-    }
-    out
-}
-
-/// The replay a subscriber gets from this shard: for each channel, what
-/// its start asks of the stored history, within `message-ttl`.
-async fn fetch_replay(
-    cmd: &mut MultiplexedConnection,
-    ctx: &Context,
-    shard: u16,
-    channels: &[ChannelStart],
-) -> redis::RedisResult<ReplayPart> {
-    let keys = &ctx.keys;
-    let mut pipe = redis::pipe();
-    pipe.cmd("GET").arg(keys.seq());
-    for c in channels {
-        pipe.cmd("GET").arg(keys.forgotten(&c.channel));
-        pipe.cmd("XRANGE")
-            .arg(keys.history(&c.channel))
-            .arg("-")
-            .arg("+");
-    }
-    let replies: Vec<Value> = pipe.query_async(cmd).await?;
-    let current = replies.first().and_then(as_u64).unwrap_or(0);
-    let oldest_kept = match ctx.store.ttl_ms {
-        0 => 0,
-        ttl => now_ms().saturating_sub(ttl),
-    };
-    let mut messages = Vec::new();
-    let mut missed = false;
-    for (i, start) in channels.iter().enumerate() {
-        let forgotten = replies.get(1 + 2 * i).and_then(as_u64).unwrap_or(0);
-        let entries = replies
-            .get(2 + 2 * i)
-            .map(stream_entries)
-            .unwrap_or_default();
-        let (kept, expired): (Vec<Entry>, Vec<Entry>) =
-            entries.into_iter().partition(|e| e.t >= oldest_kept);
-        let mut picked: Vec<&Entry> = Vec::new();
-        if let Some(after) = start.after {
-            // An id this shard never issued (Redis lost its data, another
-            // fleet): the whole history, and a gap.
-            let from_future = after > current;
-            missed |= from_future || after < forgotten || expired.iter().any(|e| e.seq > after);
-            picked.extend(kept.iter().filter(|e| from_future || e.seq > after));
-        }
-        if let Some(since) = start.since_ms {
-            picked.extend(kept.iter().filter(|e| e.t >= since));
-        }
-        if start.backtrack > 0 {
-            let skip = kept.len().saturating_sub(start.backtrack);
-            picked.extend(kept.iter().skip(skip));
-        }
-        if let Some(skip) = start.all_but_oldest {
-            picked.extend(kept.iter().skip(skip));
-        }
-        for e in picked {
-            let m = remote_message(
-                &start.channel,
-                shard,
-                e.seq,
-                e.t,
-                e.e.clone(),
-                e.c.clone(),
-                e.d.clone(),
-            );
-            if let Some(msg) = ctx.hub.remote_message(&m) {
-                messages.push(msg);
-            }
-        }
-    }
-    messages.sort_by_key(|m| m.seq);
-    messages.dedup_by_key(|m| m.seq);
-    Ok(ReplayPart {
-        shard,
-        messages,
-        missed,
-        current,
-    })
 }
