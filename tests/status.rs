@@ -268,13 +268,26 @@ fn metrics_exposition() {
             );
         }
     }
-    // Every sample line is `name[{labels}] integer`, of a declared metric.
+    // Every sample line is `name[{labels}] integer` of a declared metric,
+    // or a `_bucket` / `_count` (integer) or `_sum` (seconds) of a declared
+    // histogram.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').unwrap();
         let name = series.split('{').next().unwrap();
         assert!(name.starts_with("crier_"), "{line}");
-        assert!(types.iter().any(|(n, _)| *n == name), "undeclared: {line}");
-        assert!(value.parse::<u64>().is_ok(), "{line}");
+        let declared = |n: &str, k: &str| types.iter().any(|&(dn, dk)| dn == n && dk == k);
+        let histogram_part = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).map(|base| (base, *suffix)))
+            .filter(|(base, _)| declared(base, "histogram"));
+        match histogram_part {
+            Some((_, "_sum")) => assert!(value.parse::<f64>().is_ok(), "{line}"),
+            Some(_) => assert!(value.parse::<u64>().is_ok(), "{line}"),
+            None => {
+                assert!(types.iter().any(|(n, _)| *n == name), "undeclared: {line}");
+                assert!(value.parse::<u64>().is_ok(), "{line}");
+            }
+        }
     }
 }
 
