@@ -1,5 +1,5 @@
 //! Target `ws_frames`: the WebSocket message reader (frames, reassembly,
-//! inflate, size limits) on raw client bytes and on valid messages the
+//! inflate, message and frame size limits) on raw client bytes and on valid messages the
 //! driver frames itself, fed as `reactor/websocket.rs` feeds it. Checked:
 //! no event without consuming, events within the limit and the protocol
 //! (UTF-8 text, short control frames, valid close codes), only 1002, 1007
@@ -43,11 +43,12 @@ fn check_ws_event(event: &WsEvent, max: usize) {
 /// the next bytes; reading stops at the first error or close.
 pub(super) fn run_ws(
     max: usize,
+    max_frame: usize,
     deflate: bool,
     stream: &[u8],
     splits: Option<Splits>,
 ) -> WsOutcome {
-    let mut reader = MessageReader::new(max, deflate);
+    let mut reader = MessageReader::new(max, deflate).with_max_frame(max_frame);
     let mut out = WsOutcome {
         events: Vec::new(),
         error: None,
@@ -120,7 +121,7 @@ fn push_frame(out: &mut Vec<u8>, fin: bool, rsv1: bool, op: Opcode, mask: [u8; 4
 /// as. Each message takes a flags byte (kind, fragments, compression,
 /// interleaved ping, mask), a length (two bytes, with a repeat factor) and
 /// its payload bytes.
-fn build_frames(mut input: Input<'_>, max: usize, deflate: bool) -> BuiltFrames {
+fn build_frames(mut input: Input<'_>, max: usize, max_frame: usize, deflate: bool) -> BuiltFrames {
     let mut b = BuiltFrames {
         wire: Vec::new(),
         events: Vec::new(),
@@ -202,6 +203,12 @@ fn build_frames(mut input: Input<'_>, max: usize, deflate: bool) -> BuiltFrames 
                         (Opcode::Continuation, false)
                     };
                     push_frame(&mut b.wire, fin, rsv1, op, mask, piece);
+                    // A data frame over max_frame fails as soon as its header
+                    // is in, whatever the message around it.
+                    if piece.len() > max_frame {
+                        b.error = Some(1009);
+                        return b;
+                    }
                     // A ping between fragments is answered, then the message goes on.
                     if !fin && i == 0 && flags & 0x40 != 0 && !oversize {
                         push_frame(&mut b.wire, true, false, Opcode::Ping, mask, b"i");
@@ -223,24 +230,36 @@ fn build_frames(mut input: Input<'_>, max: usize, deflate: bool) -> BuiltFrames 
 
 /// WebSocket frame decoder with reassembly and inflate, whole and split.
 ///
-/// Input: a setup byte (deflate negotiated, message size limit, raw or
-/// built frames), a split seed, then either raw client bytes or messages
+/// Input: a setup byte (deflate negotiated in bit 0, message size limit
+/// in bits 1-3, built frames in bit 4, frame size limit in bits 5-7), a
+/// split seed, then either raw client bytes or messages
 /// for [`build_frames`], whose decoded result must match what was built.
 pub fn ws_frames(data: &[u8]) {
     const MAX: [usize; 8] = [1, 16, 125, 1000, 4096, 1 << 16, 1 << 20, usize::MAX];
+    // max-frame-size: none first (so a zero keeps the first round's
+    // meaning), then around the frame header's length forms (125/126,
+    // 65535/65536) and the sizes built messages are cut into.
+    const MAX_FRAME: [usize; 8] = [usize::MAX, 1, 16, 125, 126, 1000, 65535, 65536];
     let mut input = Input::new(data);
     let setup = input.byte();
     let deflate = setup & 1 != 0;
     let max = MAX[usize::from(setup >> 1 & 7)];
+    let max_frame = MAX_FRAME[usize::from(setup >> 5)];
     let seed = input.byte();
     let (wire, expected) = if setup & 0x10 != 0 {
-        let built = build_frames(input, max, deflate);
+        let built = build_frames(input, max, max_frame, deflate);
         (built.wire.clone(), Some(built))
     } else {
         (input.rest().to_vec(), None)
     };
-    let whole = run_ws(max, deflate, &wire, None);
-    let split = run_ws(max, deflate, &wire, Some(Splits::new(seed, wire.len())));
+    let whole = run_ws(max, max_frame, deflate, &wire, None);
+    let split = run_ws(
+        max,
+        max_frame,
+        deflate,
+        &wire,
+        Some(Splits::new(seed, wire.len())),
+    );
     assert_eq!(whole, split, "split feed differs from whole feed");
     if let Some(built) = expected {
         assert_eq!(
