@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use crate::http::headers::trimmed_value;
-use crate::http::request::{parse_head, Method};
+use crate::http::request::{parse_head, BodyKind, Method};
 use crate::http::route::{Route, SubTransport};
 use crate::proto::ws::deflate;
 use crate::proto::ws::handshake::{accept_key, choose_subprotocol, response_head, validate};
@@ -140,12 +140,18 @@ pub fn handshake(data: &[u8]) {
             protocol: h.sec_websocket_protocol.as_deref(),
             extensions: h.sec_websocket_extensions.as_deref(),
         };
-        if accept(&u, head.method == Method::Get).is_ok() {
+        // `reactor/websocket.rs` also refuses an HTTP/1.0 upgrade and one
+        // with a body (which would be read as frames) after `validate`.
+        let upgraded = accept(&u, head.method == Method::Get).is_ok()
+            && head.minor_version == 1
+            && head.body == BodyKind::None;
+        if upgraded {
             // The client's first frames may follow the handshake in the same read.
             let deflate = u.extensions.and_then(deflate::negotiate).is_some();
             let frames = &buf[used..];
-            let whole = run_ws(1 << 16, deflate, frames, None);
+            let whole = run_ws(1 << 16, 1 << 16, deflate, frames, None);
             let split = run_ws(
+                1 << 16,
                 1 << 16,
                 deflate,
                 frames,
