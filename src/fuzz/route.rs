@@ -204,6 +204,10 @@ fn check_compat_route(head: &RequestHead<'_>, limits: &RouteLimits, loc: &Locati
                 check_limited_channel(&c.name, limits);
                 assert!(sub.channels[..i].iter().all(|o| o.name != c.name));
             }
+            // A resume time is whole seconds (or saturated), in any mode.
+            if let Resume::SinceMs(ms) = sub.resume {
+                assert!(ms % 1000 == 0 || ms == u64::MAX, "since {ms} ms");
+            }
             match (loc.compat, dialect) {
                 (Compat::PushStream, SubDialect::PushStream(ps)) => {
                     assert!(ps.callback.as_deref().is_none_or(valid_callback));
