@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed inputs, fuzz/seeds/<target>/seed-*, in each driver's
-input layout (src/fuzz.rs): a few realistic inputs per target. Run once;
+input layout (src/fuzz/): a few realistic inputs per target. Run once;
 afl-cmin then keeps what adds coverage."""
 import base64, hashlib, hmac, json, os, struct, zlib
 
@@ -12,7 +12,8 @@ def write(target, name, data):
     with open(os.path.join(d, "seed-" + name), "wb") as f:
         f.write(data)
 
-# http_request: setup a (limits), setup b (channel cap, every body), split seed.
+# http_request: setup a (limits), setup b (channel cap, every body, request
+# line limit: 0 in bits 5-7 is 8192), split seed.
 HTTP = {
     "get": b"GET /ev/news HTTP/1.1\r\nHost: x\r\n\r\n",
     "publish-length": b"POST /pub?id=news HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nEvent-Type: score\r\n\r\nhello",
@@ -25,7 +26,8 @@ HTTP = {
 for i, (name, req) in enumerate(HTTP.items()):
     write("http_request", name, bytes([0x2F if i % 2 else 0x3B, 0x0F | (0x10 * (i % 2)), i]) + req)
 
-# route: setup (cap, raw bit), then method, presence, target\nlast-event-id\nif-none-match
+# route: setup (cap, compat mode, raw bit), channel-id limit (128 - low 7
+# bits; bit 7 admin publisher), then method, presence, target\nvalue\n...
 ROUTE = [
     (0, 0, b"/ev/news.b5/sport/news"),
     (2, 4, b"/pub?id=a/b/a"),
@@ -36,9 +38,26 @@ ROUTE = [
     (0, 0, b"/status?id=c"),
     (0, 0, b"http://host/ws/a%41?since=17"),
 ]
+# Id limits: the default 128 (a zero byte), and 127, 8, 1.
 for i, (m, p, rest) in enumerate(ROUTE):
-    write("route", f"req{i}", bytes([15, m, p]) + rest)
-write("route", "raw", bytes([0x8F]) + b"GET /ev/a/b.b3 HTTP/1.1\r\nLast-Event-ID: 42\r\nIf-None-Match: \"7\"\r\n\r\n")
+    write("route", f"req{i}", bytes([15, [0, 1, 120, 127][i % 4], m, p]) + rest)
+# Compatibility modes (setup bits 5-6: 1 push-stream, 2 Nchan, 3 Nchan on
+# /ps); presence bits: 0 Last-Event-ID, 1 If-None-Match, 2 Content-Length,
+# 3 Accept, 4 If-Modified-Since, 5 X-Nginx-PushStream-Mode, 6 Upgrade, 7 TE.
+def fields(target, **v):
+    names = ["lei", "inm", "cl", "accept", "ims", "mode", "upgrade", "te"]
+    return target + b"".join(b"\n" + v.get(n, b"") for n in names)
+COMPAT = [
+    ("ps-stats", 1 << 5, 0, 0, 0, b"/channels-stats?id=ALL"),
+    ("ps-delete-admin", 1 << 5, 0x80, 4, 0, b"/pub?id=a/b"),
+    ("ps-poll", 1 << 5, 0, 0, 0x32, fields(b"/sub/a.b2?callback=cb", inm=b"W/5", ims=b"Thu, 01 Jan 2026 00:00:00 GMT", mode=b"polling")),
+    ("nchan-pub", 2 << 5, 0, 2, 0x04, fields(b"/pub/a,b")),
+    ("nchan-sse", 2 << 5, 0, 0, 0x09, fields(b"/sub?id=x", lei=b"1700000000:3", accept=b"text/event-stream")),
+    ("nchan-pubsub-ws", 3 << 5, 0, 0, 0xC0, fields(b"/ps/a/b/", upgrade=b"websocket", te=b"chunked;q=0")),
+]
+for name, setup, idb, m, p, rest in COMPAT:
+    write("route", name, bytes([15 | setup, idb, m, p]) + rest)
+write("route", "raw", bytes([0x8F, 0]) + b"GET /ev/a/b.b3 HTTP/1.1\r\nLast-Event-ID: 42\r\nIf-None-Match: \"7\"\r\n\r\n")
 
 # ws_frames: setup (deflate, max, built), split seed, data.
 MASK = b"\x37\xfa\x21\x3d"

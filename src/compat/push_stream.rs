@@ -182,8 +182,9 @@ fn parse_tag(text: &str) -> Option<u64> {
 pub fn resume_point(time: Option<u64>, tag: Option<u64>) -> Resume {
     match (time, tag) {
         (_, Some(id)) if id >= FIRST_CRIER_ID => Resume::AfterSeq(id),
-        (Some(t), Some(_)) => Resume::SinceMs(t * 1000),
-        (Some(t), None) => Resume::SinceMs((t + 1) * 1000),
+        // Saturating, as crier's own `since=` is: `time=` is the client's.
+        (Some(t), Some(_)) => Resume::SinceMs(t.saturating_mul(1000)),
+        (Some(t), None) => Resume::SinceMs(t.saturating_add(1).saturating_mul(1000)),
         (None, _) => Resume::Live,
     }
 }
@@ -236,6 +237,27 @@ mod tests {
         assert_eq!(
             get("/pub?id=a", "").unwrap(),
             CompatRoute::Info(vec!["a".into()])
+        );
+    }
+
+    #[test]
+    fn a_far_if_modified_since_is_refused_and_never_overflows() {
+        // Found by the route fuzz target: a huge year overflowed the date
+        // arithmetic and then the milliseconds of the resume point.
+        for year in ["2000000000", "99999999999999999"] {
+            let ims = format!("If-Modified-Since: Thu, 01 Jan {year} 00:00:00 GMT\r\n");
+            match get("/sub/a", &ims).unwrap() {
+                CompatRoute::Subscribe(s, _) => assert_eq!(s.resume, Resume::Live),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            resume_point(Some(u64::MAX), None),
+            Resume::SinceMs(u64::MAX)
+        );
+        assert_eq!(
+            resume_point(Some(u64::MAX), Some(1)),
+            Resume::SinceMs(u64::MAX)
         );
     }
 

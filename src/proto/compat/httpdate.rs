@@ -48,7 +48,11 @@ pub fn parse(text: &str) -> Option<u64> {
     }
     let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
     let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 || year < 1970 {
+    // Four-digit years only, as every form writes them: an unbounded year
+    // (an `If-Modified-Since` of `1 Jan 99999999999999999`) overflowed the
+    // day and second arithmetic below, a panic with overflow checks on and
+    // a wrapped resume time without (found by the route fuzz target).
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 || !(1970..=9999).contains(&year) {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -104,5 +108,25 @@ mod tests {
         assert_eq!(parse(""), None);
         assert_eq!(parse("Sun, 06 Nov 1994 25:49:37 GMT"), None);
         assert_eq!(parse("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn years_past_9999_are_refused_not_overflowed() {
+        assert_eq!(
+            parse("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
+        for year in ["10000", "2000000000", "20222222222226", "99999999999999999"] {
+            assert_eq!(parse(&format!("Thu, 01 Jan {year} 00:00:00 GMT")), None);
+            assert_eq!(parse(&format!("Thu Jan  1 00:00:00 {year}")), None);
+            assert_eq!(
+                parse(&format!("Thursday, 01-Jan-{year} 00:00:00 GMT")),
+                None
+            );
+        }
+        assert_eq!(
+            parse("Thu, 01 Jan +02666666666666666666 00:00:00 GMT"),
+            None
+        );
     }
 }
