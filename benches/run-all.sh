@@ -2,7 +2,7 @@
 # Regenerates every figure in docs/PERFORMANCE.md in one sitting:
 # crier vs the raw floor vs Nchan, same client, medians of 3 runs.
 # Usage: bash benches/run-all.sh [OUT_DIR]   (about 60 minutes on 2 cores)
-# Needs: nginx + nchan (bash benches/setup-peers.sh); loopback only.
+# Needs: nginx + nchan (bash benches/setup-peers.sh); redis-server for cluster; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-target/bench-results}"
@@ -40,6 +40,13 @@ bench workers-1        fanout --peer crier --publish pipelined --burst --message
 bench workers-2        fanout --peer crier --publish pipelined --burst --messages 1000 --server-workers 2
 bench workers-held-1   fanout --peer crier --publish pipelined --burst --hold-reads --runs 5 --server-workers 1
 bench workers-held-2   fanout --peer crier --publish pipelined --burst --hold-reads --runs 5 --server-workers 2
+# Backplane cost: one node alone, one on Redis, two nodes on one Redis
+# (all on core 0). Needs /usr/bin/redis-server; skipped without it.
+if [ -x /usr/bin/redis-server ] || [ -n "${REDIS_SERVER:-}" ]; then
+  bench cluster        cluster
+else
+  echo "== cluster: skipped (no redis-server)"
+fi
 cargo bench -q --bench timer 2>&1 | tee "$OUT/timer.txt"
 grep -h '^{"bench"' "$OUT"/*.txt > "$OUT/all.jsonl" || true
 echo "results in $OUT (one JSON line per case in $OUT/all.jsonl)"

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::client::Transport;
 use crate::peers::Peer;
 use crate::publish::PublishMode;
-use crate::scenarios::Scenario;
+use crate::scenarios::{Line, Scenario};
 use crate::Res;
 
 /// Per-process subscriber count; stays clear of the 20000 open-files hard limit.
@@ -47,6 +47,16 @@ pub struct Opts {
     pub seed: u64,
     /// Subscribers over TLS (a second, TLS port on the server; publishers stay plaintext).
     pub tls: bool,
+    /// cluster: the lines to measure (default single, single+redis, nodes).
+    pub lines: Vec<Line>,
+    /// cluster: crier nodes of the multi-node line.
+    pub nodes: usize,
+    /// cluster: the paced latency phases, (publisher connections, offered msgs/s).
+    pub paced: Vec<(usize, f64)>,
+    /// cluster: seconds each paced phase publishes for.
+    pub paced_secs: f64,
+    /// cluster: publishes of the publish-throughput burst.
+    pub pub_messages: usize,
 }
 
 impl Opts {
@@ -70,14 +80,18 @@ impl Opts {
         }
     }
 
-    /// Publisher connections: `--publishers`, default 4 for channels and 1 for fanout.
+    /// Publisher connections: `--publishers`, default 4 for channels and cluster's bursts,
+    /// 1 for fanout.
     pub fn publisher_conns(&self, scenario: Scenario) -> usize {
-        let default = if scenario == Scenario::Channels { 4 } else { 1 };
+        let default = match scenario {
+            Scenario::Channels | Scenario::Cluster => 4,
+            _ => 1,
+        };
         self.publishers.unwrap_or(default)
     }
 
-    /// Messages to publish in `scenario`: `--messages`, default 200 for fanout and 20,000
-    /// for channels.
+    /// Messages to publish in `scenario`: `--messages`, default 200 for fanout and
+    /// cluster's delivery burst, 20,000 for channels.
     pub fn message_count(&self, scenario: Scenario) -> usize {
         let default = if scenario == Scenario::Channels {
             20_000
@@ -90,20 +104,23 @@ impl Opts {
 
 pub const USAGE: &str = "\
 usage: cargo bench --bench loadgen -- <scenario> [options]
-scenarios: idle-memory | fanout | channels | connect-rate | churn | all (every scenario)
+scenarios: idle-memory | fanout | channels | connect-rate | churn | cluster
+           | all (every scenario but cluster, which needs redis-server)
   --peer crier|floor|nchan|all   server(s) to measure, comma list allowed (default crier;
                                  several peers add a comparison table with ratios)
   --runs K                       repetitions, medians reported (default 3)
   --transport T[,T..]            sse | ws | ws-deflate (scenario default otherwise)
-  --subs N                       subscribers (default 10000; churn: per round, 5000)
-  --messages M                   messages (fanout 200, channels 20000)
+  --subs N | --subscribers N     subscribers (default 10000; churn: per round, 5000;
+                                 cluster: spread evenly over the nodes)
+  --messages M                   messages (fanout 200, channels 20000, cluster's delivery
+                                 burst 200)
   --size S                       payload bytes (default 128)
   --rate R | --burst             fanout: R msgs/s offered over all publisher connections
                                  (default 20), or back to back
   --publish wait|pipelined       fanout: each connection waits for every reply before the
                                  next request (default), or writes without waiting
   --publishers P                 publisher connections, messages split round-robin
-                                 (fanout 1, channels 4)
+                                 (fanout 1, channels 4, cluster's bursts 4)
   --hold-reads                   fanout: subscribers stop reading until the server has
                                  written everything (server-side rate, e.g. for workers)
   --channels C                   channels: channel count (default 1000; churn 100)
@@ -121,7 +138,14 @@ scenarios: idle-memory | fanout | channels | connect-rate | churn | all (every s
   --tls                          subscribers connect over TLS to a second port (plaintext
                                  port + 1) with a generated certificate; publishers stay
                                  plaintext; full handshakes (no resumption); not the floor
-  --wait S                       max seconds to wait for deliveries (default 60)";
+  --wait S                       max seconds to wait for deliveries (default 60)
+cluster (crier nodes on one redis-server; benches/README.md):
+  --lines L[,L..]                single | single+redis | nodes (default all three)
+  --nodes N                      crier nodes of the `nodes` line (default 2)
+  --paced P@R[,P@R..]            paced latency phases: P waiting publishers to node A at R
+                                 msgs/s offered in total (default 1@10,4@40)
+  --paced-secs S                 seconds each paced phase publishes for (default 6)
+  --pub-messages K               publishes of the publish-throughput burst (default 20000)";
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -133,6 +157,19 @@ pub fn parse_list<T>(v: &str, f: impl Fn(&str) -> Res<T>) -> Res<Vec<T>> {
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Res<T> {
     v.parse().map_err(|_| format!("{flag}: bad number {v:?}"))
+}
+
+/// One paced phase of cluster, `P@R`: P publisher connections offering R msgs/s in total.
+fn parse_paced(v: &str) -> Res<(usize, f64)> {
+    let (p, r) = v
+        .split_once('@')
+        .ok_or_else(|| format!("--paced: want CONNS@RATE, got {v:?}"))?;
+    let p = parse_num::<usize>("--paced", p)?.max(1);
+    let r = parse_num::<f64>("--paced", r)?;
+    if !(r > 0.0 && r.is_finite()) {
+        return Err(format!("--paced: rate must be positive, got {v:?}"));
+    }
+    Ok((p, r))
 }
 
 fn parse_target(url: &str) -> Res<SocketAddr> {
@@ -181,6 +218,11 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         wait_s: 60,
         seed: 0x5eed,
         tls: false,
+        lines: vec![Line::Single, Line::SingleRedis, Line::Nodes],
+        nodes: 2,
+        paced: vec![(1, 10.0), (4, 40.0)],
+        paced_secs: 6.0,
+        pub_messages: 20_000,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -214,7 +256,7 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
         match flag {
             "--peer" => o.peers = Peer::parse(&v)?,
             "--runs" => o.runs = parse_num::<usize>(flag, &v)?.max(1),
-            "--subs" => o.subs = Some(parse_num(flag, &v)?),
+            "--subs" | "--subscribers" => o.subs = Some(parse_num(flag, &v)?),
             "--messages" => o.messages = Some(parse_num(flag, &v)?),
             "--size" => o.size = parse_num(flag, &v)?,
             "--rate" => o.rate = parse_num(flag, &v)?,
@@ -235,6 +277,11 @@ pub fn parse_opts(args: &[String]) -> Res<Opts> {
             "--nchan-conf" => o.nchan_conf = PathBuf::from(v),
             "--wait" => o.wait_s = parse_num(flag, &v)?,
             "--seed" => o.seed = parse_num(flag, &v)?,
+            "--lines" => o.lines = parse_list(&v, Line::parse)?,
+            "--nodes" => o.nodes = parse_num::<usize>(flag, &v)?.clamp(2, 26),
+            "--paced" => o.paced = parse_list(&v, parse_paced)?,
+            "--paced-secs" => o.paced_secs = parse_num::<f64>(flag, &v)?.clamp(0.5, 600.0),
+            "--pub-messages" => o.pub_messages = parse_num::<usize>(flag, &v)?.max(1),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }

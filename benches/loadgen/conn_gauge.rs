@@ -10,6 +10,8 @@
 //! * nchan: `/status` (`nchan_stub_status`, text) line `subscribers: N`;
 //! * custom (`--target`, `--server-cmd`): crier's format when it answers so, otherwise no
 //!   gauge (the scenario then waits a fixed time instead).
+//!
+//! The cluster scenario reads one more thing here: whether a node's Redis backplane is up.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -80,6 +82,15 @@ impl ConnGauge {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// crier's `/status` `backplane.state` ("up", "degraded", "down"); None for a node
+/// without `--redis`. The cluster scenario waits for "up" on every node before it
+/// subscribes anyone, since until then a publish is answered 503.
+pub fn backplane_state(addr: SocketAddr) -> Res<Option<String>> {
+    let body = status_page(addr)?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("/status: {e}"))?;
+    Ok(v["backplane"]["state"].as_str().map(str::to_string))
 }
 
 /// The body of `GET /status` on a fresh connection. `Connection: close` lets the server

@@ -221,13 +221,23 @@ pub fn pinned(program: &Path) -> Command {
 /// Pins to cores `0..cores` (a multi-reactor server gets one core each; on
 /// a 2-core machine the second one is shared with the load).
 pub fn pinned_to(program: &Path, cores: usize) -> Command {
+    pinned_list(program, &first_cores(cores))
+}
+
+/// The `taskset -c` list of cores `0..cores` ("0" for one core or none).
+pub fn first_cores(cores: usize) -> String {
+    if cores <= 1 {
+        "0".to_string()
+    } else {
+        format!("0-{}", cores - 1)
+    }
+}
+
+/// `taskset -c <list> <program>` (a `taskset -c` core list, e.g. "0" or "0,2-3") when
+/// taskset exists; several servers placed side by side (the cluster nodes and Redis).
+pub fn pinned_list(program: &Path, list: &str) -> Command {
     if Path::new("/usr/bin/taskset").exists() {
         let mut c = Command::new("/usr/bin/taskset");
-        let list = if cores <= 1 {
-            "0".to_string()
-        } else {
-            format!("0-{}", cores - 1)
-        };
         c.arg("-c").arg(list).arg(program);
         c
     } else {

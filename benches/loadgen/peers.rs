@@ -1,6 +1,7 @@
 //! The servers under test ("peers"): crier, the raw floor, nginx + nchan, or a custom
 //! command. Starts one pinned to core 0 on a free port, waits until it listens, finds the
-//! process to measure, and stops it (and cleans its temp dir) afterwards.
+//! process to measure, and stops it (and cleans its temp dir) afterwards. The cluster
+//! scenario starts its crier nodes and its Redis the same way.
 
 use std::env;
 use std::fs;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::parse_list;
 use crate::harness::{
-    die_with_parent, exited_by, free_port, pinned, pinned_to, proc_cpu_secs, temp_dir,
+    die_with_parent, exited_by, free_port, pinned, pinned_list, pinned_to, proc_cpu_secs, temp_dir,
 };
 use crate::scenarios::Ctx;
 use crate::Res;
@@ -68,6 +69,13 @@ fn log_file(dir: &Path) -> Res<(Stdio, Stdio)> {
 
 impl Server {
     pub fn start(ctx: &Ctx) -> Res<Server> {
+        Server::start_node(ctx, &[], None)
+    }
+
+    /// The server of `ctx.peer`; for crier, `extra` arguments after the usual ones and,
+    /// with `cores`, pinned to that `taskset -c` list instead of `0..--server-workers`.
+    /// A cluster node is the crier peer started this way with `--redis URL`.
+    pub fn start_node(ctx: &Ctx, extra: &[String], cores: Option<&str>) -> Res<Server> {
         if let Some(addr) = ctx.opts.target {
             return Ok(Server {
                 addr,
@@ -84,10 +92,12 @@ impl Server {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = temp_dir(ctx.peer.name())?;
-        let (out, err) = log_file(&dir)?;
-        let mut cmd = match ctx.peer {
+        let cmd = match ctx.peer {
             Peer::Crier => {
-                let mut c = pinned_to(&ctx.opts.crier_bin, ctx.opts.server_workers);
+                let mut c = match cores {
+                    Some(list) => pinned_list(&ctx.opts.crier_bin, list),
+                    None => pinned_to(&ctx.opts.crier_bin, ctx.opts.server_workers),
+                };
                 c.arg("--listen").arg(addr.to_string());
                 c.arg("--workers").arg(ctx.opts.server_workers.to_string());
                 c.args(&ctx.opts.server_args);
@@ -98,6 +108,7 @@ impl Server {
                     let tls_addr = crate::tls::subscriber_addr(addr, true);
                     c.arg("--tls-listen").arg(tls_addr.to_string());
                 }
+                c.args(extra);
                 c
             }
             Peer::Floor if ctx.opts.tls => return Err("the floor has no TLS".into()),
@@ -120,12 +131,48 @@ impl Server {
                 c
             }
         };
+        let mut s = Server::launch(cmd, ctx.peer.name(), addr, dir)?;
+        if ctx.peer == Peer::Nchan {
+            let master = s.pid()?;
+            s.pid = Some(nginx_worker_pid(master)?);
+        }
+        Ok(s)
+    }
+
+    /// A fresh `redis-server` for the cluster scenario on a free loopback port, pinned to
+    /// `cores`, persisting nothing (`--save '' --appendonly no`, its dir a temp dir);
+    /// measured (`/proc/PID/stat`) and stopped (SIGTERM, then SIGKILL) like any server.
+    /// `REDIS_SERVER=PATH` picks another binary.
+    pub fn start_redis(cores: &str) -> Res<Server> {
+        let bin = env::var_os("REDIS_SERVER")
+            .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from);
+        if !bin.exists() {
+            return Err(format!(
+                "{} not found (apt-get install redis-server, or REDIS_SERVER=PATH)",
+                bin.display()
+            ));
+        }
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = temp_dir("redis")?;
+        let mut c = pinned_list(&bin, cores);
+        c.arg("--bind").arg("127.0.0.1");
+        c.arg("--port").arg(port.to_string());
+        c.args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        c.arg("--dir").arg(&dir);
+        Server::launch(c, "redis-server", addr, dir)
+    }
+
+    /// Spawns `cmd` (output to `dir`/logs/server.log, SIGTERM if the harness dies) and
+    /// waits until it listens on `addr`.
+    fn launch(mut cmd: Command, name: &str, addr: SocketAddr, dir: PathBuf) -> Res<Server> {
+        let (out, err) = log_file(&dir)?;
         let child = die_with_parent(&mut cmd)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("start {}: {e}", ctx.peer.name()))?;
+            .map_err(|e| format!("start {name}: {e}"))?;
         let pid = child.id() as i32;
         let mut s = Server {
             addr,
@@ -134,9 +181,6 @@ impl Server {
             dir: Some(dir),
         };
         s.wait_listening()?;
-        if ctx.peer == Peer::Nchan {
-            s.pid = Some(nginx_worker_pid(pid)?);
-        }
         Ok(s)
     }
 

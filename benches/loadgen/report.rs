@@ -63,14 +63,16 @@ pub fn print_summary(s: &Summary, machine: &str) {
         s.runs.len(),
         s.runs.len() + s.failures.len()
     );
-    let mut head = format!("{:<36} {:>12}", "metric", "median");
+    // Cluster's names (line prefix + figure) run past the usual 36 columns.
+    let w = s.names.iter().map(String::len).max().unwrap_or(0).max(36);
+    let mut head = format!("{:<w$} {:>12}", "metric", "median");
     for i in 1..=s.runs.len() {
         head.push_str(&format!(" {:>12}", format!("run{i}")));
     }
     println!("{head}");
     for name in &s.names {
         let mut row = format!(
-            "{:<36} {:>12}",
+            "{:<w$} {:>12}",
             name,
             fmt_num(s.median(name).unwrap_or(f64::NAN))
         );

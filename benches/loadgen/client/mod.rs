@@ -145,6 +145,19 @@ struct WStats {
 }
 
 impl WStats {
+    /// Zeroes the message counters and the latency histogram (a "reset"), keeping the
+    /// connection counters: the same subscribers then measure another phase.
+    fn reset_messages(&mut self) {
+        self.recv = 0;
+        self.distinct = 0;
+        self.dup = 0;
+        self.ooo = 0;
+        self.unparsed = 0;
+        self.inflated = 0;
+        self.last_recv = 0;
+        self.lat = Hist::default();
+    }
+
     fn note_error(&mut self, e: &str) {
         note_error(&mut self.errors, e);
     }

@@ -54,6 +54,8 @@ pub struct Pool {
     reports: Vec<Option<Value>>,
     /// Which workers have confirmed a "hold" (stopped reading).
     held: Vec<bool>,
+    /// Which workers have confirmed a "reset" (message counters zeroed).
+    reset: Vec<bool>,
     /// Per worker, (FIN, RST) closes once it has confirmed a "close".
     closes: Vec<Option<(u64, u64)>>,
 }
@@ -92,6 +94,7 @@ impl Pool {
             latest: vec![Value::Null; n],
             reports: vec![None; n],
             held: vec![false; n],
+            reset: vec![false; n],
             closes: vec![None; n],
         };
         for w in 0..n {
@@ -155,6 +158,11 @@ impl Pool {
             Some("progress") => self.latest[w] = v,
             Some("report") => self.reports[w] = Some(v),
             Some("held") => self.held[w] = true,
+            Some("reset") => {
+                // Progress as of the reset: everything sent before it is stale.
+                self.latest[w] = v;
+                self.reset[w] = true;
+            }
             Some("closed") => {
                 let f = |k: &str| v[k].as_u64().unwrap_or(0);
                 self.closes[w] = Some((f("fin"), f("rst")));
@@ -227,6 +235,22 @@ impl Pool {
         while !self.held.iter().all(|h| *h) {
             if Instant::now() > end {
                 return Err("timed out waiting for client workers to hold".into());
+            }
+            self.pump(Duration::from_millis(50))?;
+        }
+        Ok(())
+    }
+
+    /// Has every worker forget the messages received so far (counters, latency, seen
+    /// seqs; connections stay) and waits until each has, so that the next phase on the
+    /// same subscribers is scored on its own and may number its messages from 0.
+    pub fn reset(&mut self) -> Res<()> {
+        self.reset.iter_mut().for_each(|r| *r = false);
+        self.send_all("reset\n");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !self.reset.iter().all(|r| *r) {
+            if Instant::now() > end {
+                return Err("timed out waiting for client workers to reset".into());
             }
             self.pump(Duration::from_millis(50))?;
         }

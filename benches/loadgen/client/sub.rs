@@ -246,6 +246,12 @@ impl Sub {
             self.max_seq[lane] = seq + 1;
         }
     }
+
+    /// Forgets which messages arrived (a "reset"): the next phase numbers from 0 again.
+    pub(super) fn forget_messages(&mut self) {
+        self.seen = Vec::new();
+        self.max_seq = Vec::new();
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -33,7 +33,7 @@ pub fn entry(args: &[String]) -> i32 {
     }
 }
 
-/// Reads commands ("report", "hold", "release", "close", "quit") from stdin on a thread;
+/// Reads commands ("report", "hold", "release", "close", "reset", "quit") from stdin on a thread;
 /// EOF means quit, so a dying harness never leaves workers behind.
 fn spawn_stdin_reader() -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -184,6 +184,16 @@ impl Worker {
         (fin, rst)
     }
 
+    /// Forgets every message received so far, on every subscriber and in the counters,
+    /// so that the next phase is counted and checked on its own (seqs from 0 again).
+    fn reset_messages(&mut self) {
+        self.subs
+            .iter_mut()
+            .flatten()
+            .for_each(Sub::forget_messages);
+        self.st.reset_messages();
+    }
+
     fn sweep_timeouts(&mut self) {
         let limit = self.spec.connect_timeout.as_nanos() as u64;
         let now = mono_ns();
@@ -263,6 +273,10 @@ fn run_worker(spec: WorkerSpec) -> Res<()> {
                 "close" => {
                     let (fin, rst) = w.close_all();
                     emit(&json!({"ev": "closed", "fin": fin, "rst": rst}));
+                }
+                "reset" => {
+                    w.reset_messages();
+                    emit(&w.st.progress("reset"));
                 }
                 "hold" => {
                     w.watch_all(false)?;

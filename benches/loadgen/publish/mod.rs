@@ -184,11 +184,19 @@ pub fn publish(job: PubJob) -> PubOutcome {
 /// connections are opened before the schedule starts, so connecting is never counted as
 /// lateness; a connection with no messages is not opened.
 pub fn publish_parallel(base: PubJob, conns: usize) -> PubOutcome {
+    let addrs = [base.addr];
+    publish_spread(base, &addrs, conns)
+}
+
+/// As [`publish_parallel`], with connection `p` opened to `addrs[p % addrs.len()]`
+/// (`base.addr` only when `addrs` is empty): publishers spread over a cluster's nodes.
+pub fn publish_spread(base: PubJob, addrs: &[SocketAddr], conns: usize) -> PubOutcome {
     let conns = conns.clamp(1, base.msgs.len().max(1));
     let mut total = PubOutcome::default();
     let mut streams = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        match connect(base.addr) {
+    for p in 0..conns {
+        let addr = addrs.get(p % addrs.len().max(1)).copied();
+        match connect(addr.unwrap_or(base.addr)) {
             Ok(s) => streams.push(s),
             Err(e) => {
                 total.failed = base.msgs.len();

@@ -5,6 +5,7 @@
 
 mod channels;
 mod churn;
+mod cluster;
 mod connect_rate;
 mod delivery;
 mod fanout;
@@ -29,6 +30,7 @@ pub enum Scenario {
     Channels,
     ConnectRate,
     Churn,
+    Cluster,
 }
 
 impl Scenario {
@@ -39,6 +41,8 @@ impl Scenario {
             "channels" => vec![Scenario::Channels],
             "connect-rate" => vec![Scenario::ConnectRate],
             "churn" => vec![Scenario::Churn],
+            "cluster" => vec![Scenario::Cluster],
+            // Not cluster: it needs a redis-server, which the other scenarios do not.
             "all" => vec![
                 Scenario::IdleMemory,
                 Scenario::Fanout,
@@ -57,13 +61,48 @@ impl Scenario {
             Scenario::Channels => "channels",
             Scenario::ConnectRate => "connect-rate",
             Scenario::Churn => "churn",
+            Scenario::Cluster => "cluster",
         }
     }
 
     pub fn default_transports(self) -> Vec<Transport> {
         match self {
             Scenario::IdleMemory | Scenario::ConnectRate => vec![Transport::Sse, Transport::Ws],
-            Scenario::Fanout | Scenario::Channels | Scenario::Churn => vec![Transport::Sse],
+            Scenario::Fanout | Scenario::Channels | Scenario::Churn | Scenario::Cluster => {
+                vec![Transport::Sse]
+            }
+        }
+    }
+}
+
+/// A line of the cluster scenario: how many crier nodes, and whether through Redis.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Line {
+    /// One node, no Redis: the baseline.
+    Single,
+    /// One node with `--redis` to a fresh redis-server.
+    SingleRedis,
+    /// `--nodes` nodes on one redis-server.
+    Nodes,
+}
+
+impl Line {
+    pub fn parse(s: &str) -> Res<Line> {
+        match s {
+            "single" => Ok(Line::Single),
+            "single+redis" => Ok(Line::SingleRedis),
+            "nodes" => Ok(Line::Nodes),
+            _ => Err(format!(
+                "unknown --lines {s:?} (single | single+redis | nodes)"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Line::Single => "single",
+            Line::SingleRedis => "single+redis",
+            Line::Nodes => "nodes",
         }
     }
 }
@@ -102,6 +141,7 @@ impl Case {
                 o.channel_count(sc),
                 o.rounds
             ),
+            Scenario::Cluster => cluster::label(o, t),
         }
     }
 }
@@ -160,6 +200,7 @@ pub fn run_case(ctx: &Ctx, case: Case) -> Res<Metrics> {
         Scenario::Channels => channels::run(ctx, case.transport),
         Scenario::ConnectRate => connect_rate::run(ctx, case.transport),
         Scenario::Churn => churn::run(ctx, case.transport),
+        Scenario::Cluster => cluster::run(ctx, case.transport),
     }
 }
 
