@@ -168,10 +168,12 @@ pub struct Subscriber {
     pub state: Option<Box<TransportState>>,
 }
 
-/// What a subscriber needs beyond a byte stream.
+/// What a subscriber needs beyond a byte stream. The long-poll state is
+/// boxed once more so that the box every idle WebSocket holds is the size
+/// of its own state, not of a waiting poll's (CORS, messages, dialect).
 pub enum TransportState {
     WebSocket(WsState),
-    LongPoll(LongPollWait),
+    LongPoll(Box<LongPollWait>),
 }
 
 /// Per-connection WebSocket state.
@@ -248,7 +250,7 @@ impl Subscriber {
     /// Ends the poll: takes its state out (None if not a waiting poll).
     pub fn take_longpoll(&mut self) -> Option<LongPollWait> {
         match self.state.take().map(|b| *b) {
-            Some(TransportState::LongPoll(lp)) => Some(lp),
+            Some(TransportState::LongPoll(lp)) => Some(*lp),
             other => {
                 self.state = other.map(Box::new);
                 None
@@ -325,5 +327,18 @@ mod tests {
             std::mem::size_of::<TcpStream>() - std::mem::size_of::<std::os::fd::RawFd>();
         assert!(std::mem::size_of::<Conn>() - debug_extra <= 128);
         assert!(std::mem::size_of::<Role>() <= 32);
+    }
+
+    /// Every idle WebSocket holds one `TransportState` box: it must be the
+    /// size of the WebSocket state alone, not of a waiting long-poll's
+    /// (boxing `LongPollWait` inside took 144 B boxes, a 160 B heap chunk
+    /// each, down to 64 B: docs/PERFORMANCE.md, "idle memory").
+    #[test]
+    fn an_idle_websocket_box_is_the_websocket_state_alone() {
+        assert_eq!(
+            std::mem::size_of::<TransportState>(),
+            std::mem::size_of::<WsState>()
+        );
+        assert!(std::mem::size_of::<WsState>() <= 64);
     }
 }

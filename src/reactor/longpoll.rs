@@ -68,7 +68,7 @@ impl Reactor {
         let new = NewSubscriber {
             format: WireFormat::LongPoll,
             head: Vec::new(),
-            state: Some(Box::new(TransportState::LongPoll(wait))),
+            state: Some(Box::new(TransportState::LongPoll(Box::new(wait)))),
         };
         let Some(subscribed) = self.register_subscriber(k, new, sub, &access) else {
             return;
