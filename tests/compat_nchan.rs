@@ -17,26 +17,10 @@ fn nchan(tweak: impl FnOnce(&mut crier::Config)) -> crier::Handle {
     })
 }
 
-fn raw(addr: SocketAddr, req: &str) -> Response {
-    let mut c = Conn::connect(addr);
-    c.write(req.as_bytes());
-    c.read_response()
-}
-
-fn post(addr: SocketAddr, path: &str, extra: &str, body: &str) -> Response {
-    raw(
-        addr,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n{body}",
-            body.len()
-        ),
-    )
-}
-
 /// Waits until crier's own `/status?id=` counts `n` subscribers of `ch`.
 fn wait_subs(addr: SocketAddr, ch: &str, n: u64) {
     poll_until(&format!("{n} subscribers on {ch}"), || {
-        let r = raw(
+        let r = raw_request(
             addr,
             &format!("GET /status?id={ch} HTTP/1.1\r\nHost: t\r\n\r\n"),
         );
@@ -60,7 +44,7 @@ fn msg_id(text: &str) -> u64 {
 fn publish_answers_202_without_subscribers_and_201_with_channel_info() {
     let s = nchan(|_| {});
     let a = s.addr();
-    let r = post(a, "/pub?id=news", "", "hello");
+    let r = raw_post(a, "/pub?id=news", "", "hello");
     assert_eq!((r.status, r.reason.as_str()), (202, "Accepted"));
     assert_eq!(r.header("content-type"), Some("text/plain"));
     let body = r.text();
@@ -77,7 +61,7 @@ fn publish_answers_202_without_subscribers_and_201_with_channel_info() {
     msg_id(id);
     assert_eq!(lines.len(), 4, "no CRLF after the last line: {body:?}");
 
-    let r = post(a, "/pub/news", "Accept: text/json\r\n", "again");
+    let r = raw_post(a, "/pub/news", "Accept: text/json\r\n", "again");
     assert_eq!(r.header("content-type"), Some("text/json"));
     let v = r.json();
     assert_eq!(
@@ -97,10 +81,10 @@ fn publish_answers_202_without_subscribers_and_201_with_channel_info() {
     );
     assert!(text.ends_with("\" }"), "{text}");
 
-    let r = post(a, "/pub/news", "Accept: application/xml\r\n", "x");
+    let r = raw_post(a, "/pub/news", "Accept: application/xml\r\n", "x");
     assert_eq!(r.header("content-type"), Some("text/xml"));
     assert!(r.text().starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channel>\r\n  <messages>3</messages>\r\n  <requested>-1</requested>\r\n"));
-    let r = post(a, "/pub/news", "Accept: text/yaml\r\n", "y");
+    let r = raw_post(a, "/pub/news", "Accept: text/yaml\r\n", "y");
     let yaml = r.text();
     assert!(
         yaml.starts_with("---\r\nmessages: 4\r\nrequested: -1\r\n") && yaml.ends_with("\"\r\n\r\n")
@@ -110,7 +94,7 @@ fn publish_answers_202_without_subscribers_and_201_with_channel_info() {
     // A subscriber present: 201 Created.
     let mut sse = SseClient::connect(a, &format!("/sub/news?last_event_id={last}"));
     wait_subs(a, "news", 1);
-    let r = post(a, "/pub/news", "", "heard");
+    let r = raw_post(a, "/pub/news", "", "heard");
     assert_eq!((r.status, r.reason.as_str()), (201, "Created"));
     assert!(r
         .text()
@@ -123,19 +107,19 @@ fn publish_answers_202_without_subscribers_and_201_with_channel_info() {
 fn get_and_delete_on_the_publisher_location() {
     let s = nchan(|_| {});
     let a = s.addr();
-    let r = raw(a, "GET /pub/nothing HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "GET /pub/nothing HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(
         (r.status, r.header("content-length"), r.body.len()),
         (404, Some("0"), 0)
     );
-    let r = post(a, "/pub/c", "", "m");
+    let r = raw_post(a, "/pub/c", "", "m");
     let last = r
         .text()
         .rsplit("last message id: ")
         .next()
         .unwrap()
         .to_string();
-    let r = raw(a, "GET /pub/c HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "GET /pub/c HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("queued messages: 1\r\n"));
     assert!(r.text().ends_with(&format!("last message id: {last}")));
@@ -151,7 +135,7 @@ fn get_and_delete_on_the_publisher_location() {
         .as_bytes(),
     );
     wait_subs(a, "c", 2);
-    let r = raw(a, "DELETE /pub/c HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "DELETE /pub/c HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 200);
     assert!(
         r.text().starts_with(
@@ -167,7 +151,7 @@ fn get_and_delete_on_the_publisher_location() {
     );
     let rest = sse.conn.read_until_closed(Duration::from_secs(3));
     assert_eq!(rest, b":410: 410 Gone\n\n");
-    let r = raw(a, "DELETE /pub/c HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "DELETE /pub/c HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 404);
 }
 
@@ -176,7 +160,7 @@ fn long_poll_walks_the_queue_one_message_at_a_time() {
     let s = nchan(|_| {});
     let a = s.addr();
     for m in ["m1", "m2", "m3"] {
-        post(a, "/pub/q", "Content-Type: text/plain\r\n", m);
+        raw_post(a, "/pub/q", "Content-Type: text/plain\r\n", m);
     }
     let mut c = Conn::connect(a);
     // No position: nchan_subscriber_first_message's default, the oldest.
@@ -206,7 +190,7 @@ fn long_poll_walks_the_queue_one_message_at_a_time() {
     let etag = r.header("etag").unwrap().to_string();
     c.write(format!("GET /sub/q HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {lm}\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes());
     wait_subs(a, "q", 1);
-    post(a, "/pub/q", "", "m4");
+    raw_post(a, "/pub/q", "", "m4");
     let r = c.read_response();
     assert_eq!((r.status, r.text().as_str()), (200, "m4"));
     // The id NchanSubscriber.js builds from the headers resumes an
@@ -214,7 +198,7 @@ fn long_poll_walks_the_queue_one_message_at_a_time() {
     let secs = r.header("last-modified").unwrap();
     let id = format!("{}:{}", 0, r.header("etag").unwrap());
     assert!(!secs.is_empty());
-    post(a, "/pub/q", "", "m5");
+    raw_post(a, "/pub/q", "", "m5");
     let mut sse = SseClient::connect(a, &format!("/sub/q?last_event_id={id}"));
     assert_eq!(sse.event().data, "m5");
 }
@@ -232,8 +216,8 @@ fn long_poll_times_out_with_408() {
 fn eventsource_ids_events_and_resume() {
     let s = nchan(|_| {});
     let a = s.addr();
-    post(a, "/pub/e", "", "one");
-    post(a, "/pub/e", "X-EventSource-Event: score\r\n", "two");
+    raw_post(a, "/pub/e", "", "one");
+    raw_post(a, "/pub/e", "X-EventSource-Event: score\r\n", "two");
     let mut sse = SseClient::connect(a, "/sub/e");
     let first = sse.event();
     assert_eq!(first.data, "one");
@@ -248,7 +232,7 @@ fn eventsource_ids_events_and_resume() {
         ("score", "two")
     );
     // Resuming with Last-Event-ID skips what was seen.
-    post(a, "/pub/e", "", "three");
+    raw_post(a, "/pub/e", "", "three");
     let mut again = SseClient::connect_with(
         a,
         "/sub/e",
@@ -263,10 +247,10 @@ fn eventsource_ids_events_and_resume() {
 fn first_message_newest_waits_for_the_next_message() {
     let s = nchan(|c| c.first_message = crier::FirstMessage::Live);
     let a = s.addr();
-    post(a, "/pub/n", "", "old");
+    raw_post(a, "/pub/n", "", "old");
     let mut sse = SseClient::connect(a, "/sub/n");
     wait_subs(a, "n", 1);
-    post(a, "/pub/n", "", "new");
+    raw_post(a, "/pub/n", "", "new");
     assert_eq!(sse.event().data, "new");
 }
 
@@ -274,7 +258,7 @@ fn first_message_newest_waits_for_the_next_message() {
 fn websocket_ws_meta_nchan_frames_carry_ids() {
     let s = nchan(|_| {});
     let a = s.addr();
-    post(a, "/pub/w", "Content-Type: text/plain\r\n", "hello");
+    raw_post(a, "/pub/w", "Content-Type: text/plain\r\n", "hello");
     let mut c = Conn::connect(a);
     c.write(
         b"GET /sub/w HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -301,14 +285,14 @@ fn pubsub_location_and_query_ids() {
         c.nchan_subscribe_location = "/ps".into();
     });
     let a = s.addr();
-    let r = post(a, "/ps?id=echo", "", "x");
+    let r = raw_post(a, "/ps?id=echo", "", "x");
     assert_eq!(r.status, 202);
     let mut c = Conn::connect(a);
     let r = longpoll_on(&mut c, "/ps?id=echo", "");
     assert_eq!(r.text(), "x");
-    let r = raw(a, "DELETE /ps/echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "DELETE /ps/echo HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 405, "Nchan: no DELETE through a pubsub location");
     // crier's own API stays where Nchan's locations are not.
-    let r = raw(a, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 200);
 }

@@ -16,24 +16,8 @@ fn push_stream(tweak: impl FnOnce(&mut crier::Config)) -> crier::Handle {
     })
 }
 
-fn raw(addr: SocketAddr, req: &str) -> Response {
-    let mut c = Conn::connect(addr);
-    c.write(req.as_bytes());
-    c.read_response()
-}
-
-fn post(addr: SocketAddr, path: &str, extra: &str, body: &str) -> Response {
-    raw(
-        addr,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n{body}",
-            body.len()
-        ),
-    )
-}
-
 fn get(addr: SocketAddr, path: &str, extra: &str) -> Response {
-    raw(
+    raw_request(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n"),
     )
@@ -43,7 +27,7 @@ fn get(addr: SocketAddr, path: &str, extra: &str) -> Response {
 fn publish_replies_with_the_channel_json() {
     let s = push_stream(|_| {});
     let a = s.addr();
-    let r = post(a, "/pub?id=my_channel_1", "", "Hello World!");
+    let r = raw_post(a, "/pub?id=my_channel_1", "", "Hello World!");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(
@@ -56,13 +40,13 @@ fn publish_replies_with_the_channel_json() {
         "channel: my_channel_1\r\npublished_messages: 1\r\nstored_messages: 1\r\nactive_subscribers: 0\r\n"
     );
     // Several channels: the group form, valid JSON with "infos".
-    let r = post(a, "/pub?id=a/b", "", "both");
+    let r = raw_post(a, "/pub?id=a/b", "", "both");
     let v = r.json();
     assert_eq!(v["infos"][0]["channel"], "a");
     assert_eq!(v["infos"][1]["channel"], "b");
     assert!(v["hostname"].is_string() && v["time"].as_str().unwrap().len() == 19);
     // Errors: no body, the reason in X-Nginx-PushStream-Explain.
-    let r = post(a, "/pub?id=e", "", "");
+    let r = raw_post(a, "/pub?id=e", "", "");
     assert_eq!((r.status, r.body.len()), (400, 0));
     assert_eq!(
         r.header("x-nginx-pushstream-explain"),
@@ -73,7 +57,7 @@ fn publish_replies_with_the_channel_json() {
         r.header("x-nginx-pushstream-explain"),
         Some("No channel id provided.")
     );
-    let r = post(a, "/pub?id=ALL", "", "x");
+    let r = raw_post(a, "/pub?id=ALL", "", "x");
     assert_eq!(
         (r.status, r.header("x-nginx-pushstream-explain")),
         (403, Some("Channel id not authorized for this method."))
@@ -86,16 +70,16 @@ fn publish_replies_with_the_channel_json() {
 fn delete_needs_an_admin_publisher() {
     let s = push_stream(|_| {});
     let a = s.addr();
-    post(a, "/pub?id=d", "", "x");
-    let r = raw(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    raw_post(a, "/pub?id=d", "", "x");
+    let r = raw_request(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST, PUT")));
 
     let s = push_stream(|c| c.push_stream_publisher = crier::PublisherMode::Admin);
     let a = s.addr();
-    post(a, "/pub?id=d", "", "x");
+    raw_post(a, "/pub?id=d", "", "x");
     let mut sse = SseClient::connect(a, "/ev/d.b1");
     assert_eq!(sse.event().data, "x");
-    let r = raw(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((r.status, r.body.len()), (200, 0));
     assert_eq!(
         r.header("x-nginx-pushstream-explain"),
@@ -103,7 +87,7 @@ fn delete_needs_an_admin_publisher() {
     );
     // The subscriber gets push-stream's "Channel deleted" message.
     assert_eq!(sse.event().data, "Channel deleted");
-    let r = raw(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "DELETE /pub?id=d HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 404);
 }
 
@@ -111,9 +95,9 @@ fn delete_needs_an_admin_publisher() {
 fn channels_stats_summary_all_prefix_and_one() {
     let s = push_stream(|_| {});
     let a = s.addr();
-    post(a, "/pub?id=news_1", "", "a");
-    post(a, "/pub?id=news_2", "", "b");
-    post(a, "/pub?id=sport", "", "c");
+    raw_post(a, "/pub?id=news_1", "", "a");
+    raw_post(a, "/pub?id=news_2", "", "b");
+    raw_post(a, "/pub?id=sport", "", "c");
     let v = get(a, "/channels-stats", "").json();
     for key in [
         "hostname",
@@ -163,10 +147,10 @@ fn channels_stats_summary_all_prefix_and_one() {
 fn eventsource_ids_are_the_publishers_event_ids_and_resume() {
     let s = push_stream(|_| {});
     let a = s.addr();
-    post(a, "/pub?id=ev", "Event-Id: event 1\r\n", "msg 1");
-    post(a, "/pub?id=ev", "Event-Id: event 2\r\n", "msg 2");
-    post(a, "/pub?id=ev", "", "msg 3");
-    post(
+    raw_post(a, "/pub?id=ev", "Event-Id: event 1\r\n", "msg 1");
+    raw_post(a, "/pub?id=ev", "Event-Id: event 2\r\n", "msg 2");
+    raw_post(a, "/pub?id=ev", "", "msg 3");
+    raw_post(
         a,
         "/pub?id=ev",
         "Event-Id: event 3\r\nEvent-Type: tick\r\n",
@@ -184,7 +168,7 @@ fn eventsource_ids_are_the_publishers_event_ids_and_resume() {
     // An unknown event id sends no old messages (push-stream's rule).
     let mut fresh = SseClient::connect_with(a, "/ev/ev", "Last-Event-ID: nope\r\n");
     wait_subscribers_status(a, "ev", 2);
-    post(a, "/pub?id=ev", "", "live");
+    raw_post(a, "/pub?id=ev", "", "live");
     assert_eq!(fresh.event().data, "live");
 }
 
@@ -209,7 +193,7 @@ fn long_polling_resumes_from_last_modified_and_etag() {
     let etag = r.header("etag").unwrap().to_string();
     assert!(etag.starts_with("W/"), "{etag}");
     let lm = r.header("last-modified").unwrap().to_string();
-    post(a, "/pub?id=lp", "", "body");
+    raw_post(a, "/pub?id=lp", "", "body");
     let r = longpoll_on(
         &mut c,
         "/lp/lp",
@@ -223,7 +207,7 @@ fn long_polling_resumes_from_last_modified_and_etag() {
     );
     c.write(format!("GET /lp/lp HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {lm}\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes());
     wait_subscribers_status(a, "lp", 1);
-    post(a, "/pub?id=lp", "", "body 1");
+    raw_post(a, "/pub?id=lp", "", "body 1");
     let r = c.read_response();
     assert_eq!(r.text(), "body 1");
     let next: u64 = r.header("etag").unwrap()[2..].parse().unwrap();
@@ -235,8 +219,8 @@ fn long_polling_resumes_from_last_modified_and_etag() {
 fn jsonp_backtrack_and_polling_mode() {
     let s = push_stream(|_| {});
     let a = s.addr();
-    post(a, "/pub?id=j", "Event-Id: event_id\r\n", "body");
-    post(a, "/pub?id=j", "", "body1");
+    raw_post(a, "/pub?id=j", "Event-Id: event_id\r\n", "body");
+    raw_post(a, "/pub?id=j", "", "body1");
     let mut c = Conn::connect(a);
     let r = longpoll_on(&mut c, "/lp/j.b2?callback=callback_function", "");
     assert_eq!(r.header("content-type"), Some("application/javascript"));
@@ -276,7 +260,7 @@ fn jsonp_backtrack_and_polling_mode() {
 fn store_messages_zero_stores_nothing() {
     let s = push_stream(|c| c.store_messages = 0);
     let a = s.addr();
-    let r = post(a, "/pub?id=s", "", "x");
+    let r = raw_post(a, "/pub?id=s", "", "x");
     assert_eq!(
         r.text(),
         "{\"channel\": \"s\", \"published_messages\": 1, \"stored_messages\": 0, \"subscribers\": 0}\r\n"
@@ -289,7 +273,7 @@ fn websocket_gets_the_message_text() {
     let a = s.addr();
     let mut ws = ws_connect(a, "/ws/w");
     wait_subscribers_status(a, "w", 1);
-    post(a, "/pub?id=w", "Event-Id: e\r\n", "hello");
+    raw_post(a, "/pub?id=w", "Event-Id: e\r\n", "hello");
     match ws.read().unwrap() {
         tungstenite::Message::Text(t) => assert_eq!(t.as_str(), "hello"),
         other => panic!("{other:?}"),
@@ -300,12 +284,12 @@ fn websocket_gets_the_message_text() {
 fn crier_mode_is_unchanged_by_default() {
     let s = start_with(1, |_| {});
     let a = s.addr();
-    let r = post(a, "/pub?id=x", "Event-Id: e\r\n", "m");
+    let r = raw_post(a, "/pub?id=x", "Event-Id: e\r\n", "m");
     assert!(r.json()["id"].is_string(), "crier's own JSON");
     assert_eq!(get(a, "/channels-stats", "").status, 404);
     // --first-message works without --compat too.
     let s = start_with(1, |c| c.first_message = crier::FirstMessage::Oldest);
-    post(s.addr(), "/pub?id=f", "", "first");
+    raw_post(s.addr(), "/pub?id=f", "", "first");
     let mut sse = SseClient::connect(s.addr(), "/ev/f");
     assert_eq!(sse.event().data, "first");
 }
@@ -330,7 +314,7 @@ fn newest_id_and_time(addr: SocketAddr, ch: &str) -> (String, String) {
 fn message_template_on_every_transport_byte_for_byte() {
     let s = push_stream(|c| c.push_stream_message_template = JSON_TEMPLATE.into());
     let a = s.addr();
-    post(a, "/pub?id=tpl", "Event-Id: e1\r\n", "hello%20world");
+    raw_post(a, "/pub?id=tpl", "Event-Id: e1\r\n", "hello%20world");
     let (id, time) = newest_id_and_time(a, "tpl");
     let body = format!(
         r#"{{"id":{id},"channel":"tpl","text":"hello%20world","tag":"{id}","time":"{time}","eventid":"e1"}}"#
@@ -359,7 +343,7 @@ fn message_template_on_every_transport_byte_for_byte() {
 
     // Live messages too, without an Event-Id (~event-id~ is empty).
     wait_subscribers_status(a, "tpl", 3);
-    post(a, "/pub?id=tpl", "", "live");
+    raw_post(a, "/pub?id=tpl", "", "live");
     let (id, time) = newest_id_and_time(a, "tpl");
     let live = format!(
         r#"{{"id":{id},"channel":"tpl","text":"live","tag":"{id}","time":"{time}","eventid":""}}"#
@@ -379,7 +363,7 @@ fn template_text_is_not_escaped_and_eventsource_templates_each_line() {
         c.stream_separator = String::new();
     });
     let a = s.addr();
-    post(a, "/pub?id=raw", "Event-Type: note\r\n", "say \"hi\"\nbye");
+    raw_post(a, "/pub?id=raw", "Event-Type: note\r\n", "say \"hi\"\nbye");
     // The text goes in as published, quotes and line breaks included...
     let r = get(a, "/lp/raw.b1", "");
     assert_eq!(r.text(), "<say \"hi\"\nbye|12|note>");
@@ -405,7 +389,7 @@ fn header_and_footer_templates_frame_each_transport() {
         c.push_stream_footer_template = "</body>".into();
     });
     let a = s.addr();
-    post(a, "/pub?id=hf", "", "m1");
+    raw_post(a, "/pub?id=hf", "", "m1");
     let (id, _) = newest_id_and_time(a, "hf");
     let m1 = format!(r#"{{"id":{id},"channel":"hf","text":"m1"}}"#);
     // A long-poll answer: header, messages, footer.
@@ -428,7 +412,7 @@ fn header_and_footer_templates_frame_each_transport() {
     // Deleting the channel: push-stream's message -2 through the template,
     // then the footer, then the end.
     let deleted = r#"{"id":-2,"channel":"hf","text":"Channel deleted"}"#;
-    let r = raw(a, "DELETE /pub?id=hf HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = raw_request(a, "DELETE /pub?id=hf HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(stream.chunk(), format!("{deleted}\n").into_bytes());
     assert_eq!(stream.chunk(), b"</body>");
@@ -451,11 +435,11 @@ fn a_waiting_long_poll_gets_the_templated_channel_deleted_message() {
             r#"{"id":~id~,"channel":"~channel~","text":"~text~"}"#.into();
     });
     let a = s.addr();
-    post(a, "/pub?id=gone", "", "x");
+    raw_post(a, "/pub?id=gone", "", "x");
     let mut c = Conn::connect(a);
     c.write(b"GET /lp/gone?callback=cb HTTP/1.1\r\nHost: t\r\n\r\n");
     wait_subscribers_status(a, "gone", 1);
-    raw(a, "DELETE /pub?id=gone HTTP/1.1\r\nHost: t\r\n\r\n");
+    raw_request(a, "DELETE /pub?id=gone HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = c.read_response();
     assert_eq!(
         r.text(),

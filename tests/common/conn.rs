@@ -424,3 +424,22 @@ pub fn connect_small_rcvbuf(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
     stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
     stream
 }
+
+/// One raw request on a new connection, and its whole response.
+pub fn raw_request(addr: SocketAddr, req: &str) -> Response {
+    let mut c = Conn::connect(addr);
+    c.write(req.as_bytes());
+    c.read_response()
+}
+
+/// `POST path` with `body` on a new connection; `extra` is more header
+/// lines, each ending in CRLF.
+pub fn raw_post(addr: SocketAddr, path: &str, extra: &str, body: &str) -> Response {
+    raw_request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        ),
+    )
+}
