@@ -7,7 +7,6 @@
 use bytes::Bytes;
 
 use super::conn::{LongPollWait, PendingPublish};
-use super::events::ConnEvent;
 use super::longpoll::PollEnd;
 use super::subscribe::SubscriberAccess;
 use super::Reactor;
@@ -15,12 +14,11 @@ use crate::compat::reply::{self, PollEnd as CompatEnd};
 use crate::compat::{self, CompatRoute, Dialect, FirstMessage, Locations, StatsQuery, SubDialect};
 use crate::http::request::{BodyKind, Method, RequestHead};
 use crate::http::response::{self, Cors, ReplyMode};
-use crate::http::route::{RouteLimit, SubTransport, Subscription};
+use crate::http::route::{SubTransport, Subscription};
 use crate::proto::compat::push_stream as ps_wire;
 use crate::pubsub::channel::{ChannelInfo, Resume};
 use crate::pubsub::hub::now_ms;
 use crate::pubsub::message::Publication;
-use crate::status::{CloseCause, TooLarge};
 
 impl Reactor {
     /// Handles `head` if it is a compatibility-mode request; false when
@@ -43,28 +41,13 @@ impl Reactor {
             Ok(CompatRoute::Crier) => return false,
             Ok(r) => r,
             Err(e) => {
-                if let Some(limit) = e.limit {
-                    self.note(
-                        Some(k),
-                        None,
-                        ConnEvent::TooLarge(match limit {
-                            RouteLimit::Channels => TooLarge::Channels,
-                            RouteLimit::ChannelId => TooLarge::ChannelId,
-                        }),
-                    );
-                }
-                let allow = e.allow.map(|a| format!("Allow: {a}"));
-                let extra: Vec<&str> = allow.iter().map(String::as_str).collect();
-                let keep = head.body == BodyKind::None && head.keep_alive && !draining;
                 let mode = ReplyMode {
-                    keep_alive: keep,
+                    keep_alive: head.body == BodyKind::None && head.keep_alive && !draining,
                     head_only,
                 };
-                let bytes = reply::error(dialect, &cors, e.status, &e.message, mode, &extra);
-                self.send(k, bytes);
-                if !keep {
-                    self.close_after_flush(k, Some(CloseCause::BadInput));
-                }
+                self.refuse_route(k, &e, mode, |mode, extra| {
+                    reply::error(dialect, &cors, e.status, &e.message, mode, extra)
+                });
                 return true;
             }
         };

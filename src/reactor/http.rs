@@ -16,7 +16,7 @@ use crate::http::chunked::BodyReader;
 use crate::http::request::{parse_head, BodyKind, HttpError, Limits, Method, RequestHead};
 use crate::http::response::{self, Cors, ReplyMode};
 use crate::http::route::{
-    route, Route, RouteLimit, RouteLimits, SubTransport, Subscription, STATUS_CHANNEL,
+    route, Route, RouteError, RouteLimit, RouteLimits, SubTransport, Subscription, STATUS_CHANNEL,
 };
 use crate::proto::{signal, sse, WireFormat};
 use crate::pubsub::channel::{ChannelRequest, Resume};
@@ -29,6 +29,33 @@ use crate::status::{render, CloseCause, Latency, Limit, ReactorStats, TooLarge};
 const MAX_UNREAD_REPLIES: usize = 256 * 1024;
 
 impl Reactor {
+    /// Answers a request the router refused (crier's or a compatibility
+    /// mode's): counts a size limit it passed, sends what `error` builds
+    /// (with an `Allow` line for a 405), and closes unless `mode` keeps the
+    /// connection.
+    pub(super) fn refuse_route(
+        &mut self,
+        k: usize,
+        e: &RouteError,
+        mode: ReplyMode,
+        error: impl FnOnce(ReplyMode, &[&str]) -> Vec<u8>,
+    ) {
+        if let Some(limit) = e.limit {
+            let passed = match limit {
+                RouteLimit::Channels => TooLarge::Channels,
+                RouteLimit::ChannelId => TooLarge::ChannelId,
+            };
+            self.note(Some(k), None, ConnEvent::TooLarge(passed));
+        }
+        let allow = e.allow.map(|a| format!("Allow: {a}"));
+        let extra: Vec<&str> = allow.iter().map(String::as_str).collect();
+        let bytes = error(mode, &extra);
+        self.send(k, bytes);
+        if !mode.keep_alive {
+            self.close_after_flush(k, Some(CloseCause::BadInput));
+        }
+    }
+
     /// Handles the requests in `data`; returns the bytes consumed (the rest
     /// is an unfinished request, or belongs to what the connection became).
     /// `had_partial` says `data` starts with a request begun in an earlier
@@ -247,31 +274,17 @@ impl Reactor {
         let route = match route(&head, &self.route_limits()) {
             Ok(r) => r,
             Err(e) => {
-                if let Some(limit) = e.limit {
-                    self.note(
-                        Some(k),
-                        None,
-                        ConnEvent::TooLarge(match limit {
-                            RouteLimit::Channels => TooLarge::Channels,
-                            RouteLimit::ChannelId => TooLarge::ChannelId,
-                        }),
-                    );
-                }
-                let allow = e.allow.map(|a| format!("Allow: {a}"));
-                let extra: Vec<&str> = allow.iter().map(String::as_str).collect();
-                if head.body == BodyKind::None && head.keep_alive {
-                    let mode = ReplyMode {
+                let mode = if head.body == BodyKind::None && head.keep_alive {
+                    ReplyMode {
                         keep_alive: true,
                         head_only,
-                    };
-                    let bytes = response::error(&cors, e.status, &e.message, mode, &extra);
-                    self.send(k, bytes);
+                    }
                 } else {
-                    let bytes =
-                        response::error(&cors, e.status, &e.message, ReplyMode::CLOSE, &extra);
-                    self.send(k, bytes);
-                    self.close_after_flush(k, Some(CloseCause::BadInput));
-                }
+                    ReplyMode::CLOSE
+                };
+                self.refuse_route(k, &e, mode, |mode, extra| {
+                    response::error(&cors, e.status, &e.message, mode, extra)
+                });
                 return;
             }
         };
