@@ -120,6 +120,13 @@ pub(super) fn run(ctx: &Ctx, transport: Transport) -> Res<Metrics> {
     let (slope, stderr) = second_half_slope(&t.rss, plan.total);
     put(&mut m, "rss_slope_B_per_1k_cycles", slope * 1000.0);
     put(&mut m, "rss_slope_stderr_B_per_1k_cycles", stderr * 1000.0);
+    let (growth, page_step) = second_half_growth(&t.rss, plan.total);
+    put(&mut m, "rss_second_half_growth_KiB", growth as f64 / 1024.0);
+    put(
+        &mut m,
+        "rss_one_page_slope_B_per_1k_cycles",
+        page_step * 1000.0,
+    );
     put(
         &mut m,
         "connect_rate_per_s",
@@ -181,4 +188,14 @@ fn second_half_slope(rss: &[u64], per_round: usize) -> (f64, f64) {
         .map(|(i, &b)| (((i + 1) * per_round) as f64, b as f64))
         .collect();
     slope_with_stderr(&points)
+}
+
+/// RSS growth over the second half of the rounds (first fitted point to the last), and
+/// the slope a single 4 KiB page over that span would show: RSS moves in whole pages,
+/// so a slope at or under that is the measurement's resolution, not a leak.
+fn second_half_growth(rss: &[u64], per_round: usize) -> (i64, f64) {
+    let from = rss.len() / 2;
+    let growth = rss[rss.len() - 1] as i64 - rss[from] as i64;
+    let cycles = ((rss.len() - 1 - from) * per_round).max(1);
+    (growth, 4096.0 / cycles as f64)
 }
