@@ -5,7 +5,7 @@
 //! URL` checks a running server with a publish → subscribe round trip
 //! ([`health`]); all live with the command, not in the library, because the
 //! server never uses them. With no subcommand, `crier [flags]` serves, as
-//! it always did.
+//! it always did, after [`malloc_tuning`] has set up glibc's allocator.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use crier::{Config, Overrides, Server};
 
 mod health;
 mod hostcheck;
+mod malloc_tuning;
 mod token;
 
 /// crier — a push-stream edge server. Publish with
@@ -73,6 +74,8 @@ fn main() -> ExitCode {
     if let Some(n) = cli.check_host {
         return hostcheck::run(n);
     }
+    // Serving: first settle the allocator, before any thread or socket exists.
+    let allocator = malloc_tuning::apply();
     let config = match load_config(&cli.config, &cli.overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         }
     };
     crier::init_logging(&config.log_level, config.log_format);
+    allocator.log();
 
     // Install the handlers before the server starts, so a signal during
     // start is recorded (and drains once it is up) instead of killing the
