@@ -5,8 +5,8 @@
 //! neighbours, so the heap keeps spreading over fresh pages although crier's
 //! live allocations stay flat (heaptrack and `mallinfo2` agree): RSS grew
 //! ~100 B per 1,000 connect/disconnect cycles and only levelled off after
-//! millions of them. With the tcache off the slope is within one page of 0
-//! (docs/PERFORMANCE.md, "Memory under churn"); delivery, publish and
+//! millions of them. With the tcache off, churning connections leave RSS
+//! flat (docs/PERFORMANCE.md, "Memory under churn"); delivery, publish and
 //! connect CPU did not move, because the reactors' hot path allocates almost
 //! nothing. jemalloc and mimalloc were measured too: both cost more memory
 //! per idle subscriber, which is what crier is sized by.
