@@ -31,6 +31,11 @@ bench connect-rate     connect-rate --peer all
 # Soak: 100 rounds of 5000 subscribers opened and closed (half FIN, half RST)
 # on one server; crier's idle-channel TTL short enough for the soak to run past it.
 bench churn            churn --peer all --transport sse,ws --server-arg --channel-idle-ttl --server-arg 5
+# The same soak with glibc's defaults (the tcache on; README "Memory
+# allocator"), and both without stored messages: the connections alone.
+CRIER_MALLOC_TUNING=off bench churn-tcache-on churn --peer crier --transport sse,ws --server-arg --channel-idle-ttl --server-arg 5
+bench churn-no-store   churn --peer crier --transport sse --server-arg --channel-idle-ttl --server-arg 5 --server-arg --store-messages --server-arg 0
+CRIER_MALLOC_TUNING=off bench churn-no-store-tcache-on churn --peer crier --transport sse --server-arg --channel-idle-ttl --server-arg 5 --server-arg --store-messages --server-arg 0
 # Scaling: burst fanout with one and two reactors. With the subscribers
 # reading, the load needs a core of its own and caps both; with
 # --hold-reads the subscribers pause while the server writes, so the
