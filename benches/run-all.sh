@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every figure in docs/PERFORMANCE.md in one sitting:
 # crier vs the raw floor vs Nchan, same client, medians of 3 runs.
-# Usage: bash benches/run-all.sh [OUT_DIR]   (about 60 minutes on 2 cores)
+# Usage: bash benches/run-all.sh [OUT_DIR]   (about 80 minutes on 2 cores)
 # Needs: nginx + nchan (bash benches/setup-peers.sh); redis-server for cluster; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,10 @@ bench churn            churn --peer all --transport sse,ws --server-arg --channe
 CRIER_MALLOC_TUNING=off bench churn-tcache-on churn --peer crier --transport sse,ws --server-arg --channel-idle-ttl --server-arg 5
 bench churn-no-store   churn --peer crier --transport sse --server-arg --channel-idle-ttl --server-arg 5 --server-arg --store-messages --server-arg 0
 CRIER_MALLOC_TUNING=off bench churn-no-store-tcache-on churn --peer crier --transport sse --server-arg --channel-idle-ttl --server-arg 5 --server-arg --store-messages --server-arg 0
+# Ten times as long, one run each (about 7 minutes a line): where the
+# heap settles once the rotating store has, and that the defaults keep climbing.
+bench churn-long       churn --peer crier --transport sse,ws --runs 1 --rounds 1000 --server-arg --channel-idle-ttl --server-arg 5
+CRIER_MALLOC_TUNING=off bench churn-long-tcache-on churn --peer crier --transport sse --runs 1 --rounds 1000 --server-arg --channel-idle-ttl --server-arg 5
 # Scaling: burst fanout with one and two reactors. With the subscribers
 # reading, the load needs a core of its own and caps both; with
 # --hold-reads the subscribers pause while the server writes, so the
