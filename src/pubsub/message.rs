@@ -124,14 +124,20 @@ impl Message {
         }
         // Encode outside the lock (deflate may take a while); if another
         // reactor raced us, keep its copy so every subscriber shares one.
+        // A stored message outlives the connections allocated around it, and
+        // so would any slack in its blocks: encodings and the list of them
+        // are kept at their exact size (the list's default room for four
+        // was 120 B per message; under churn the heap settled ~110 KiB
+        // lower per 1,000 stored messages, docs/PERFORMANCE.md).
         let bytes = match self.encode(format, settings, &self.seq.to_string()) {
-            Encoded::Bytes(b) => Bytes::from(b),
+            Encoded::Bytes(b) => Bytes::from(b.into_boxed_slice()),
             Encoded::SameAs(other) => return self.encoded(other, settings),
         };
         let mut cache = self.encodings.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, b)) = cache.iter().find(|(i, _)| *i == index) {
             return b.clone();
         }
+        cache.reserve_exact(1);
         cache.push((index, bytes.clone()));
         bytes
     }
@@ -223,6 +229,15 @@ mod tests {
             name: std::sync::Arc::from("news"),
         };
         Message::new(7, vec![channel].into(), 0, p)
+    }
+
+    #[test]
+    fn a_stored_message_keeps_no_room_for_formats_it_never_used() {
+        let m = message(b"hi", None);
+        m.encoded(WireFormat::Sse, &settings());
+        assert_eq!(m.encodings.lock().unwrap().capacity(), 1);
+        m.encoded(WireFormat::LongPoll, &settings());
+        assert_eq!(m.encodings.lock().unwrap().capacity(), 2);
     }
 
     #[test]

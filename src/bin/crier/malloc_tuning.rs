@@ -4,8 +4,8 @@
 //! chunks parked in the tcache are never coalesced with their free
 //! neighbours, so the heap keeps spreading over fresh pages although crier's
 //! live allocations stay flat (heaptrack and `mallinfo2` agree): RSS grew
-//! ~100 B per 1,000 connect/disconnect cycles and only levelled off after
-//! millions of them. With the tcache off, churning connections leave RSS
+//! ~100 B per 1,000 connect/disconnect cycles and was still climbing after
+//! five million of them. With the tcache off, churning connections leave RSS
 //! flat (docs/PERFORMANCE.md, "Memory under churn"); delivery, publish and
 //! connect CPU did not move, because the reactors' hot path allocates almost
 //! nothing. jemalloc and mimalloc were measured too: both cost more memory
